@@ -1,0 +1,7 @@
+//! Harness for Strata's end-to-end tests: real Prometheus and promtool (Debian's 2.42), a real S3
+//! server (moto, with authentication on) and the real Strata binaries, all on 127.0.0.1.
+//! The tests themselves live in `tests/tests/*.rs`.
+
+pub mod bins;
+pub mod prom;
+pub mod s3;
