@@ -41,6 +41,10 @@ pub enum BlockCommand {
         src_block_dir: PathBuf,
         /// The data directory to write the new block into.
         out_data_dir: PathBuf,
+        /// Set a Thanos external label on the new block (`NAME=VALUE`, repeatable), as a
+        /// sidecar or `thanos tools bucket upload-blocks --label` would.
+        #[arg(long = "label", value_parser = parse_external_label)]
+        labels: Vec<(String, String)>,
     },
     /// Show a block's meta, stats and label cardinalities.
     Inspect {
@@ -69,8 +73,9 @@ pub fn run(command: BlockCommand) -> anyhow::Result<ExitCode> {
         BlockCommand::Rewrite {
             src_block_dir,
             out_data_dir,
+            labels,
         } => {
-            let dir = rewrite(&src_block_dir, &out_data_dir)?;
+            let dir = rewrite(&src_block_dir, &out_data_dir, &labels)?;
             println!("{}", dir.display());
         }
         BlockCommand::Inspect { block_dir, limit } => {
@@ -116,8 +121,29 @@ fn reencode(chunk: Chunk) -> anyhow::Result<Chunk> {
     Ok(Chunk::new(Encoding::Xor, appender.bytes()))
 }
 
+/// Parse `NAME=VALUE` for `--label`.
+fn parse_external_label(arg: &str) -> Result<(String, String), String> {
+    let (name, value) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("label {arg:?} is not of the form NAME=VALUE"))?;
+    let value = value.trim_matches('"');
+    let valid_name = !name.is_empty()
+        && name.chars().enumerate().all(|(i, c)| {
+            c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
+        });
+    if !valid_name {
+        return Err(format!("label name {name:?} is not a valid Prometheus label name"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
 /// Rewrite `src_block_dir` into `out_data_dir` under a new ULID; returns the new block dir.
-pub fn rewrite(src_block_dir: &Path, out_data_dir: &Path) -> anyhow::Result<PathBuf> {
+/// `external_labels`, when given, become the block's Thanos external labels.
+pub fn rewrite(
+    src_block_dir: &Path,
+    out_data_dir: &Path,
+    external_labels: &[(String, String)],
+) -> anyhow::Result<PathBuf> {
     let block = Block::open(src_block_dir)?;
     let source = block.meta().clone();
     let ulid = strata_tsdb::block::new_ulid();
@@ -138,6 +164,13 @@ pub fn rewrite(src_block_dir: &Path, out_data_dir: &Path) -> anyhow::Result<Path
             sources: source.compaction.sources.clone(),
             ..Default::default()
         });
+    }
+    if !external_labels.is_empty() {
+        let thanos = meta.thanos.get_or_insert_with(|| strata_tsdb::meta::ThanosMeta {
+            source: "bucket.rewrite".into(),
+            ..Default::default()
+        });
+        thanos.labels = external_labels.iter().cloned().collect();
     }
     let symbols = block
         .index()
