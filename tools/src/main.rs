@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "strata-tools", version, about = "Strata operator tools for blocks, buckets, StoreAPI endpoints and PromQL")]
+#[command(
+    name = "strata-tools",
+    version,
+    about = "Strata operator tools for blocks, buckets, StoreAPI endpoints and PromQL"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,0 +1,481 @@
+//! Tests of the gRPC server: metrics recorded per RPC with its code, health from the prober,
+//! TLS flag validation, shutdown.
+
+use std::time::Duration;
+
+use strata_proto::grpc::health::v1::health_check_response::ServingStatus;
+use strata_proto::grpc::health::v1::{HealthCheckRequest, health_client::HealthClient};
+use strata_proto::thanos;
+
+use super::*;
+use crate::flags::GrpcClientFlags;
+use crate::http_server::Prober;
+use crate::storeapi::StoreApiClient;
+use crate::storeapi::testing::InMemoryStore;
+
+fn flags() -> GrpcServerFlags {
+    GrpcServerFlags {
+        grpc_address: "127.0.0.1:0".into(),
+        grpc_grace_period: Duration::from_secs(5),
+        grpc_server_tls_cert: String::new(),
+        grpc_server_tls_key: String::new(),
+        grpc_server_tls_client_ca: String::new(),
+        grpc_server_tls_min_version: "1.3".into(),
+        grpc_server_max_connection_age: Duration::from_secs(3600),
+    }
+}
+
+#[tokio::test]
+async fn serves_records_metrics_and_health() {
+    let metrics = MetricsRegistry::new();
+    let prober = Prober::new("test", &metrics);
+    let store = InMemoryStore::new(vec![thanos::Series {
+        labels: vec![thanos::Label::new("__name__", "up")],
+        chunks: vec![thanos::AggrChunk {
+            min_time: 0,
+            max_time: 1,
+            ..Default::default()
+        }],
+    }]);
+    let routes = tonic::service::Routes::new(store.into_server())
+        .add_service(HealthService::new(prober.clone(), &["thanos.Store"]).into_server());
+    let listener = crate::http_server::bind("grpc", "127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let shutdown = CancellationToken::new();
+    let server = {
+        let metrics = metrics.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { serve(&flags(), &metrics, listener, routes, shutdown).await })
+    };
+
+    let mut client = StoreApiClient::connect(&address.to_string(), &GrpcClientFlags::default())
+        .await
+        .expect("connect");
+    let request = thanos::SeriesRequest {
+        max_time: 10,
+        matchers: vec![thanos::LabelMatcher {
+            r#type: 0,
+            name: "__name__".into(),
+            value: "up".into(),
+        }],
+        ..Default::default()
+    };
+    let collected = client
+        .series(request)
+        .await
+        .expect("series")
+        .collect()
+        .await
+        .expect("collect");
+    assert_eq!(collected.series.len(), 1);
+    let bad = thanos::SeriesRequest {
+        matchers: vec![thanos::LabelMatcher {
+            r#type: 9,
+            name: "x".into(),
+            value: String::new(),
+        }],
+        ..Default::default()
+    };
+    assert!(client.series(bad).await.is_err());
+    client
+        .label_names(thanos::LabelNamesRequest::default())
+        .await
+        .expect("label names");
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = HealthClient::new(channel);
+    let status = |response: tonic::Response<
+        strata_proto::grpc::health::v1::HealthCheckResponse,
+    >| response.into_inner().status;
+    let check = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("check");
+    assert_eq!(status(check), ServingStatus::NotServing as i32);
+    prober.set_ready();
+    let check = health
+        .check(HealthCheckRequest {
+            service: "thanos.Store".into(),
+        })
+        .await
+        .expect("check");
+    assert_eq!(status(check), ServingStatus::Serving as i32);
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "nope".into(),
+        })
+        .await
+        .expect_err("unknown service");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    let text = metrics.encode().expect("encode");
+    let series_labels =
+        r#"grpc_type="server_stream",grpc_service="thanos.Store",grpc_method="Series""#;
+    assert!(
+        text.contains(&format!("grpc_server_started_total{{{series_labels}}} 2")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "grpc_server_handled_total{{{series_labels},grpc_code=\"OK\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "grpc_server_handled_total{{{series_labels},grpc_code=\"InvalidArgument\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"grpc_server_handled_total{grpc_type="unary",grpc_service="thanos.Store",grpc_method="LabelNames",grpc_code="OK"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"grpc_server_handled_total{grpc_type="unary",grpc_service="grpc.health.v1.Health",grpc_method="Check",grpc_code="NotFound"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "grpc_server_handling_seconds_count{{{series_labels}}} 2"
+        )),
+        "{text}"
+    );
+
+    shutdown.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops");
+    assert!(matches!(result, Ok(Ok(()))), "{result:?}");
+}
+
+#[test]
+fn tls_flags_are_validated() {
+    assert!(server_tls_config(&flags()).expect("no tls").is_none());
+    let cert_only = GrpcServerFlags {
+        grpc_server_tls_cert: "/c.pem".into(),
+        ..flags()
+    };
+    let err = server_tls_config(&cert_only).expect_err("key missing");
+    assert!(err.to_string().contains("--grpc-server-tls-key"), "{err}");
+    let missing = GrpcServerFlags {
+        grpc_server_tls_cert: "/nonexistent/c.pem".into(),
+        grpc_server_tls_key: "/nonexistent/k.pem".into(),
+        ..flags()
+    };
+    let err = server_tls_config(&missing).expect_err("files missing");
+    assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
+}
+
+/// Runs openssl (Debian's `openssl` package) to make test certificates.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (install Debian's openssl package)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, signed by it.
+fn make_certificates(dir: &std::path::Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=strata-test-ca",
+    ]);
+    openssl(dir, &ca);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("write ext");
+    for name in ["server", "client"] {
+        let mut request = vec!["req"];
+        request.extend(ec);
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let subject = format!("/CN={name}");
+        request.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
+        openssl(dir, &request);
+        let pem = format!("{name}.pem");
+        let ext = format!("{name}.ext");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "1",
+                "-extfile",
+                &ext,
+            ],
+        );
+    }
+}
+
+#[tokio::test]
+async fn mutual_tls_between_server_and_storeapi_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_certificates(dir.path());
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let server_flags = GrpcServerFlags {
+        grpc_server_tls_cert: path("server.pem"),
+        grpc_server_tls_key: path("server.key"),
+        grpc_server_tls_client_ca: path("ca.pem"),
+        ..flags()
+    };
+    let metrics = MetricsRegistry::new();
+    let shutdown = crate::shutdown::Shutdown::new();
+    let store = InMemoryStore::new(vec![thanos::Series {
+        labels: vec![thanos::Label::new("__name__", "up")],
+        chunks: vec![thanos::AggrChunk {
+            min_time: 0,
+            max_time: 1,
+            ..Default::default()
+        }],
+    }]);
+    let routes = tonic::service::Routes::new(store.into_server());
+    let address = start(&server_flags, &metrics, routes, &shutdown)
+        .await
+        .expect("start tls server");
+    // Connect by name so that the certificate's DNS name is checked.
+    let endpoint = format!("localhost:{}", address.port());
+    let request = || thanos::SeriesRequest {
+        max_time: 10,
+        matchers: vec![thanos::LabelMatcher {
+            r#type: 0,
+            name: "__name__".into(),
+            value: "up".into(),
+        }],
+        ..Default::default()
+    };
+
+    let client_flags = GrpcClientFlags {
+        grpc_client_tls_secure: true,
+        grpc_client_tls_ca: path("ca.pem"),
+        grpc_client_tls_cert: path("client.pem"),
+        grpc_client_tls_key: path("client.key"),
+        ..GrpcClientFlags::default()
+    };
+    let mut client = StoreApiClient::connect(&endpoint, &client_flags)
+        .await
+        .expect("mTLS connect");
+    let collected = client
+        .series(request())
+        .await
+        .expect("series")
+        .collect()
+        .await
+        .expect("collect");
+    assert_eq!(collected.series.len(), 1);
+
+    // Without a client certificate the server refuses the handshake.
+    let anonymous = GrpcClientFlags {
+        grpc_client_tls_cert: String::new(),
+        grpc_client_tls_key: String::new(),
+        ..client_flags.clone()
+    };
+    let refused = match StoreApiClient::connect(&endpoint, &anonymous).await {
+        Ok(mut client) => client.series(request()).await.err(),
+        Err(err) => Some(err),
+    };
+    assert!(
+        refused.is_some(),
+        "a client without certificate must be refused"
+    );
+
+    // Plaintext against a TLS server fails too.
+    assert!(
+        match StoreApiClient::connect(&endpoint, &GrpcClientFlags::default()).await {
+            Ok(mut client) => client.series(request()).await.is_err(),
+            Err(_) => true,
+        }
+    );
+
+    shutdown.cancel();
+    assert!(shutdown.wait(Duration::from_secs(10)).await);
+    assert!(shutdown.failure().is_none(), "{:?}", shutdown.failure());
+}
+
+/// A Thanos querier with `--grpc-compression=snappy` sends framed-snappy requests.
+#[tokio::test]
+async fn accepts_snappy_compressed_requests() {
+    use std::io::Write;
+
+    use http_body::Body as _;
+    use prost::Message;
+    use tower::ServiceExt;
+
+    let metrics = MetricsRegistry::new();
+    let shutdown = crate::shutdown::Shutdown::new();
+    let store = InMemoryStore::new(vec![thanos::Series {
+        labels: vec![thanos::Label::new("__name__", "up")],
+        chunks: vec![thanos::AggrChunk {
+            min_time: 0,
+            max_time: 1,
+            ..Default::default()
+        }],
+    }]);
+    let address = start(
+        &flags(),
+        &metrics,
+        tonic::service::Routes::new(store.into_server()),
+        &shutdown,
+    )
+    .await
+    .expect("start");
+
+    let request = thanos::SeriesRequest {
+        max_time: 10,
+        matchers: vec![thanos::LabelMatcher {
+            r#type: 0,
+            name: "__name__".into(),
+            value: "up".into(),
+        }],
+        ..Default::default()
+    };
+    let mut encoder = snap::write::FrameEncoder::new(Vec::new());
+    encoder
+        .write_all(&request.encode_to_vec())
+        .expect("compress");
+    let compressed = encoder.into_inner().expect("flush");
+    let mut body = vec![1u8];
+    body.extend_from_slice(
+        &u32::try_from(compressed.len())
+            .expect("small")
+            .to_be_bytes(),
+    );
+    body.extend_from_slice(&compressed);
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let http_request = http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://{address}{}",
+            strata_proto::paths::STORE_SERIES
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-encoding", "snappy")
+        .body(tonic::body::Body::new(axum::body::Body::from(body)))
+        .expect("request");
+    let response = channel.oneshot(http_request).await.expect("response");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let mut response_body = std::pin::pin!(response.into_body());
+    let mut data = Vec::new();
+    let mut grpc_status = None;
+    while let Some(frame) = std::future::poll_fn(|cx| response_body.as_mut().poll_frame(cx)).await {
+        let frame = frame.expect("frame");
+        if let Some(trailers) = frame.trailers_ref() {
+            grpc_status = trailers
+                .get("grpc-status")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+        }
+        if let Ok(chunk) = frame.into_data() {
+            data.extend_from_slice(&chunk);
+        }
+    }
+    assert_eq!(grpc_status.as_deref(), Some("0"));
+    // One uncompressed message holding the series.
+    assert_eq!(data.first(), Some(&0));
+    let message = data.get(5..).expect("message");
+    let decoded = thanos::SeriesResponse::decode(message).expect("decode");
+    assert_eq!(
+        decoded,
+        thanos::SeriesResponse::from_series(thanos::Series {
+            labels: vec![thanos::Label::new("__name__", "up")],
+            chunks: vec![thanos::AggrChunk {
+                min_time: 0,
+                max_time: 1,
+                ..Default::default()
+            }],
+        })
+    );
+
+    shutdown.cancel();
+    assert!(shutdown.wait(Duration::from_secs(10)).await);
+}
+
+#[tokio::test]
+async fn health_watch_follows_readiness() {
+    let metrics = MetricsRegistry::new();
+    let prober = Prober::new("test", &metrics);
+    let shutdown = crate::shutdown::Shutdown::new();
+    let routes = tonic::service::Routes::new(HealthService::new(prober.clone(), &[]).into_server());
+    let address = start(&flags(), &metrics, routes, &shutdown)
+        .await
+        .expect("start");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = HealthClient::new(channel);
+    let mut updates = health
+        .watch(HealthCheckRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    let next = |message: Option<strata_proto::grpc::health::v1::HealthCheckResponse>| {
+        message.map(|m| m.status)
+    };
+    assert_eq!(
+        next(updates.message().await.expect("first")),
+        Some(ServingStatus::NotServing as i32)
+    );
+    prober.set_ready();
+    assert_eq!(
+        next(updates.message().await.expect("second")),
+        Some(ServingStatus::Serving as i32)
+    );
+    prober.set_not_ready("test");
+    assert_eq!(
+        next(updates.message().await.expect("third")),
+        Some(ServingStatus::NotServing as i32)
+    );
+    drop(updates);
+    shutdown.cancel();
+    assert!(shutdown.wait(Duration::from_secs(10)).await);
+}

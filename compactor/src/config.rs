@@ -1,0 +1,174 @@
+//! The compactor's flags: Thanos's `thanos compact` flag names and defaults
+//! (reference/thanos.md section 6), plus the shared HTTP server, logging, tracing and objstore
+//! groups. The compactor has no gRPC server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use strata_common::flags::{
+    HttpServerFlags, LogFlags, ObjstoreFlags, TimeOrDuration, TracingFlags, parse_duration,
+};
+
+/// Compacts, downsamples and applies retention to the blocks of a bucket.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "strata-compactor",
+    version,
+    override_usage = "strata-compactor [compact] [OPTIONS]",
+    about = "Continuously compacts blocks in an object store bucket (Thanos-compatible: `strata-compactor compact ...`)"
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub http: HttpServerFlags,
+    #[command(flatten)]
+    pub log: LogFlags,
+    #[command(flatten)]
+    pub tracing: TracingFlags,
+    #[command(flatten)]
+    pub objstore: ObjstoreFlags,
+
+    /// Data directory in which to cache blocks and process compactions.
+    #[arg(long = "data-dir", env = "STRATA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Do not exit after all compactions have been processed and wait for new work.
+    #[arg(short = 'w', long = "wait", env = "STRATA_WAIT")]
+    pub wait: bool,
+
+    /// Wait interval between consecutive compaction runs and bucket refreshes. Only works
+    /// when --wait flag specified.
+    #[arg(long = "wait-interval", env = "STRATA_WAIT_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub wait_interval: Duration,
+
+    /// How long to retain raw samples in bucket (0d = forever).
+    #[arg(long = "retention.resolution-raw", env = "STRATA_RETENTION_RESOLUTION_RAW", default_value = "0d", value_parser = parse_duration)]
+    pub retention_resolution_raw: Duration,
+
+    /// How long to retain samples of resolution 1 (5 minutes) in bucket (0d = forever).
+    #[arg(long = "retention.resolution-5m", env = "STRATA_RETENTION_RESOLUTION_5M", default_value = "0d", value_parser = parse_duration)]
+    pub retention_resolution_5m: Duration,
+
+    /// How long to retain samples of resolution 2 (1 hour) in bucket (0d = forever).
+    #[arg(long = "retention.resolution-1h", env = "STRATA_RETENTION_RESOLUTION_1H", default_value = "0d", value_parser = parse_duration)]
+    pub retention_resolution_1h: Duration,
+
+    /// Time before a block marked for deletion is deleted from bucket (0 = immediately).
+    #[arg(long = "delete-delay", env = "STRATA_DELETE_DELAY", default_value = "48h", value_parser = parse_duration)]
+    pub delete_delay: Duration,
+
+    /// Minimum age of fresh (non-compacted) blocks before they are being processed.
+    #[arg(long = "consistency-delay", env = "STRATA_CONSISTENCY_DELAY", default_value = "30m", value_parser = parse_duration)]
+    pub consistency_delay: Duration,
+
+    /// Disables downsampling. Not recommended: querying long time ranges without
+    /// non-downsampled data is not efficient.
+    #[arg(long = "downsampling.disable", env = "STRATA_DOWNSAMPLING_DISABLE")]
+    pub downsampling_disable: bool,
+
+    /// Number of goroutines to use when compacting groups.
+    #[arg(
+        long = "compact.concurrency",
+        env = "STRATA_COMPACT_CONCURRENCY",
+        default_value_t = 1
+    )]
+    pub compact_concurrency: usize,
+
+    /// Number of goroutines to use when download block during compaction.
+    #[arg(
+        long = "compact.blocks-fetch-concurrency",
+        env = "STRATA_COMPACT_BLOCKS_FETCH_CONCURRENCY",
+        default_value_t = 1
+    )]
+    pub compact_blocks_fetch_concurrency: usize,
+
+    /// How often we should clean up partially uploaded blocks and blocks with deletion mark.
+    #[arg(long = "compact.cleanup-interval", env = "STRATA_COMPACT_CLEANUP_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub compact_cleanup_interval: Duration,
+
+    /// Frequency of calculating the compaction progress in the background (0s disables).
+    #[arg(long = "compact.progress-interval", env = "STRATA_COMPACT_PROGRESS_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub compact_progress_interval: Duration,
+
+    /// Allow overlapping blocks to be compacted vertically (needed for replica deduplication).
+    #[arg(
+        long = "compact.enable-vertical-compaction",
+        env = "STRATA_COMPACT_ENABLE_VERTICAL_COMPACTION"
+    )]
+    pub compact_enable_vertical_compaction: bool,
+
+    /// Number of goroutines to use when downsampling blocks.
+    #[arg(
+        long = "downsample.concurrency",
+        env = "STRATA_DOWNSAMPLE_CONCURRENCY",
+        default_value_t = 1
+    )]
+    pub downsample_concurrency: usize,
+
+    /// Number of goroutines to use when uploading or downloading block files.
+    #[arg(
+        long = "block-files-concurrency",
+        env = "STRATA_BLOCK_FILES_CONCURRENCY",
+        default_value_t = 1
+    )]
+    pub block_files_concurrency: usize,
+
+    /// Number of goroutines to use when fetching block metadata from object storage.
+    #[arg(
+        long = "block-meta-fetch-concurrency",
+        env = "STRATA_BLOCK_META_FETCH_CONCURRENCY",
+        default_value_t = 32
+    )]
+    pub block_meta_fetch_concurrency: usize,
+
+    /// Label to treat as a replica indicator of blocks that can be deduplicated (repeatable).
+    #[arg(
+        long = "deduplication.replica-label",
+        env = "STRATA_DEDUPLICATION_REPLICA_LABEL",
+        value_delimiter = ','
+    )]
+    pub deduplication_replica_labels: Vec<String>,
+
+    /// Deduplication algorithm for merging overlapping blocks ("" or penalty).
+    #[arg(long = "deduplication.func", env = "STRATA_DEDUPLICATION_FUNC", default_value = "", value_parser = ["", "penalty"])]
+    pub deduplication_func: String,
+
+    /// Specify which hash function to use when calculating the hashes of produced files
+    /// ("" or SHA256).
+    #[arg(long = "hash-func", env = "STRATA_HASH_FUNC", default_value = "", value_parser = ["", "SHA256"])]
+    pub hash_func: String,
+
+    /// Start of time range limit to compact: RFC3339 or a duration relative to now (e.g. -2h).
+    #[arg(
+        long = "min-time",
+        env = "STRATA_MIN_TIME",
+        default_value = "0000-01-01T00:00:00Z"
+    )]
+    pub min_time: TimeOrDuration,
+
+    /// End of time range limit to compact: RFC3339 or a duration relative to now.
+    #[arg(
+        long = "max-time",
+        env = "STRATA_MAX_TIME",
+        default_value = "9999-12-31T23:59:59Z"
+    )]
+    pub max_time: TimeOrDuration,
+
+    /// Path to YAML file with relabeling configuration that allows selecting blocks.
+    #[arg(
+        long = "selector.relabel-config-file",
+        env = "STRATA_SELECTOR_RELABEL_CONFIG_FILE"
+    )]
+    pub selector_relabel_config_file: Option<PathBuf>,
+
+    /// Alternative to 'selector.relabel-config-file': relabeling configuration in YAML.
+    #[arg(
+        long = "selector.relabel-config",
+        env = "STRATA_SELECTOR_RELABEL_CONFIG"
+    )]
+    pub selector_relabel_config: Option<String>,
+
+    /// Disable the block viewer UI.
+    #[arg(long = "web.disable", env = "STRATA_WEB_DISABLE")]
+    pub web_disable: bool,
+}

@@ -1,0 +1,178 @@
+//! End-to-end: the service binaries accept Thanos's subcommand words and flag names, so that
+//! manifests written for Thanos run unchanged; bad flags fail fast with a non-zero exit.
+
+use strata_tests::bins::{Service, run_to_completion};
+
+/// Flags every service with a gRPC server shares with Thanos.
+const SERVER_FLAGS: &[&str] = &[
+    "--http-address",
+    "--http-grace-period",
+    "--grpc-address",
+    "--grpc-grace-period",
+    "--grpc-server-tls-cert",
+    "--grpc-server-tls-key",
+    "--grpc-server-tls-client-ca",
+    "--grpc-server-max-connection-age",
+    "--log.level",
+    "--log.format",
+    "--tracing.config",
+    "--tracing.config-file",
+];
+
+fn help(service: Service) -> anyhow::Result<String> {
+    let (status, stdout, stderr) =
+        run_to_completion(service.binary_name(), &[service.subcommand(), "--help"])?;
+    assert!(
+        status.success(),
+        "{} {} --help: {status}\n{stderr}",
+        service.binary_name(),
+        service.subcommand()
+    );
+    Ok(stdout)
+}
+
+fn assert_lists(service: Service, text: &str, flags: &[&str]) {
+    for flag in flags {
+        assert!(
+            text.contains(flag),
+            "{} --help does not list {flag}:\n{text}",
+            service.binary_name()
+        );
+    }
+}
+
+#[test]
+fn querier_help_lists_thanos_flags() -> anyhow::Result<()> {
+    let text = help(Service::Querier)?;
+    assert_lists(Service::Querier, &text, SERVER_FLAGS);
+    assert_lists(
+        Service::Querier,
+        &text,
+        &[
+            "--endpoint",
+            "--store",
+            "--store.sd-files",
+            "--query.replica-label",
+            "--query.timeout",
+            "--query.max-concurrent",
+            "--query.lookback-delta",
+            "--query.auto-downsampling",
+            "--query.partial-response",
+            "--store.response-timeout",
+            "--grpc-client-tls-secure",
+            "--grpc-client-tls-skip-verify",
+            "--grpc-client-tls-cert",
+            "--grpc-client-tls-key",
+            "--grpc-client-tls-ca",
+            "--grpc-client-server-name",
+        ],
+    );
+    Ok(())
+}
+
+#[test]
+fn sidecar_help_lists_thanos_flags() -> anyhow::Result<()> {
+    let text = help(Service::Sidecar)?;
+    assert_lists(Service::Sidecar, &text, SERVER_FLAGS);
+    assert_lists(
+        Service::Sidecar,
+        &text,
+        &[
+            "--prometheus.url",
+            "--tsdb.path",
+            "--shipper.upload-compacted",
+            "--min-time",
+            "--objstore.config-file",
+        ],
+    );
+    Ok(())
+}
+
+#[test]
+fn store_gateway_help_lists_thanos_flags() -> anyhow::Result<()> {
+    let text = help(Service::StoreGateway)?;
+    assert_lists(Service::StoreGateway, &text, SERVER_FLAGS);
+    assert_lists(
+        Service::StoreGateway,
+        &text,
+        &[
+            "--data-dir",
+            "--index-cache-size",
+            "--chunk-pool-size",
+            "--sync-block-duration",
+            "--min-time",
+            "--max-time",
+            "--objstore.config",
+        ],
+    );
+    Ok(())
+}
+
+#[test]
+fn compactor_help_lists_thanos_flags() -> anyhow::Result<()> {
+    let text = help(Service::Compactor)?;
+    assert_lists(
+        Service::Compactor,
+        &text,
+        &[
+            "--http-address",
+            "--data-dir",
+            "--wait",
+            "--retention.resolution-raw",
+            "--retention.resolution-5m",
+            "--retention.resolution-1h",
+            "--delete-delay",
+            "--objstore.config-file",
+        ],
+    );
+    assert!(
+        !text.contains("--grpc-address"),
+        "the compactor has no gRPC server:\n{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn help_works_without_the_subcommand_word() -> anyhow::Result<()> {
+    for service in Service::ALL {
+        let (status, stdout, _) = run_to_completion(service.binary_name(), &["--help"])?;
+        assert!(status.success(), "{}", service.binary_name());
+        assert!(stdout.contains("--http-address"), "{stdout}");
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_flags_fail_fast_and_name_the_flag() -> anyhow::Result<()> {
+    let (status, _, stderr) = run_to_completion(
+        "strata-store-gateway",
+        &["store", "--index-cache-size=lots"],
+    )?;
+    assert!(!status.success());
+    assert!(stderr.contains("--index-cache-size"), "{stderr}");
+
+    let (status, _, stderr) = run_to_completion("strata-querier", &["query", "--no-such-flag"])?;
+    assert!(!status.success());
+    assert!(stderr.contains("--no-such-flag"), "{stderr}");
+
+    let (status, _, stderr) =
+        run_to_completion("strata-sidecar", &["sidecar", "--log.format=text"])?;
+    assert!(!status.success());
+    assert!(stderr.contains("--log.format"), "{stderr}");
+
+    let (status, _, stderr) = run_to_completion(
+        "strata-sidecar",
+        &[
+            "sidecar",
+            "--http-address=127.0.0.1:0",
+            "--grpc-address=127.0.0.1:0",
+            "--tracing.config=type: NOPE",
+        ],
+    )?;
+    assert!(
+        !status.success(),
+        "an invalid tracing config must stop startup"
+    );
+    assert!(stderr.contains("tracing"), "{stderr}");
+    Ok(())
+}
