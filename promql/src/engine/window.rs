@@ -1,0 +1,713 @@
+//! Range-vector functions (`rate`, `*_over_time`, `deriv`, `holt_winters`, ...).
+//!
+//! Each input series is read once; a window `[ref - range, ref]` (closed, as in 2.42) slides over
+//! its samples with two monotone cursors as the steps advance, so a range query touches every
+//! sample a constant number of times instead of re-reading the window at every step. The
+//! arithmetic of each function follows Prometheus 2.42 operation by operation (plain vs Kahan
+//! sums, the 2.42 rate extrapolation order) so results match to the last bit where it matters.
+
+use promql_parser::parser::Expr;
+
+use super::eval::{Evaluator, SelectHintsExtra, SelectorSpec, StepRange, Val, duration_ms};
+use super::functions::quantile;
+use super::vector::{LabelsTable, StepVectors, duplicate_labelset};
+use crate::error::{Error, Result};
+use crate::labels::Labels;
+use crate::value::{Point, Series};
+
+/// The range-vector functions, resolved once per call instead of per window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Deriv,
+    PredictLinear,
+    HoltWinters,
+    Changes,
+    Resets,
+    AvgOverTime,
+    MinOverTime,
+    MaxOverTime,
+    SumOverTime,
+    CountOverTime,
+    QuantileOverTime,
+    StddevOverTime,
+    StdvarOverTime,
+    LastOverTime,
+    PresentOverTime,
+    AbsentOverTime,
+}
+
+impl RangeFn {
+    fn parse(name: &str) -> Option<RangeFn> {
+        Some(match name {
+            "rate" => RangeFn::Rate,
+            "increase" => RangeFn::Increase,
+            "delta" => RangeFn::Delta,
+            "irate" => RangeFn::Irate,
+            "idelta" => RangeFn::Idelta,
+            "deriv" => RangeFn::Deriv,
+            "predict_linear" => RangeFn::PredictLinear,
+            "holt_winters" => RangeFn::HoltWinters,
+            "changes" => RangeFn::Changes,
+            "resets" => RangeFn::Resets,
+            "avg_over_time" => RangeFn::AvgOverTime,
+            "min_over_time" => RangeFn::MinOverTime,
+            "max_over_time" => RangeFn::MaxOverTime,
+            "sum_over_time" => RangeFn::SumOverTime,
+            "count_over_time" => RangeFn::CountOverTime,
+            "quantile_over_time" => RangeFn::QuantileOverTime,
+            "stddev_over_time" => RangeFn::StddevOverTime,
+            "stdvar_over_time" => RangeFn::StdvarOverTime,
+            "last_over_time" => RangeFn::LastOverTime,
+            "present_over_time" => RangeFn::PresentOverTime,
+            "absent_over_time" => RangeFn::AbsentOverTime,
+            _ => return None,
+        })
+    }
+}
+
+/// Names of the functions taking a range vector.
+pub(crate) fn is_range_function(name: &str) -> bool {
+    RangeFn::parse(name).is_some()
+}
+
+/// Per-step inputs of a window function besides the samples.
+struct WindowCtx {
+    /// Step (evaluation) timestamp.
+    ts: i64,
+    /// Window bounds.
+    range_start: i64,
+    range_end: i64,
+    /// Selector range in ms.
+    range: i64,
+    /// Scalar arguments at this step, in argument order (the matrix argument excluded).
+    scalars: [f64; 2],
+}
+
+/// Receives each output series of a range function: its dense index, its labels (name already
+/// dropped where the function drops it) and its (step index, value) column.
+pub(crate) type SeriesSink<'s> = dyn FnMut(u32, &Labels, &[(usize, f64)]) -> Result<()> + 's;
+
+/// Evaluates a range-vector function call into step vectors.
+pub(crate) fn eval_range_function(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    args: &[&Expr],
+    rng: StepRange,
+) -> Result<Val> {
+    let n = rng.len();
+    let mut steps: Vec<Vec<(u32, f64)>> = vec![Vec::new(); n];
+    let mut labels: Vec<Labels> = Vec::new();
+    stream_range_function(ev, name, args, rng, &mut |idx, l, column| {
+        if idx as usize >= labels.len() {
+            labels.push(l.clone());
+        }
+        for &(i, v) in column {
+            if let Some(step) = steps.get_mut(i) {
+                step.push((idx, v));
+            }
+        }
+        Ok(())
+    })?;
+    if name == "absent_over_time" {
+        // One series, 1 at each step where no input series had a sample.
+        let matrix_arg = args.first().copied();
+        let labels = matrix_arg
+            .map(super::functions::absent_labels)
+            .unwrap_or_default();
+        let mut out = StepVectors::empty(n);
+        let covered: Vec<bool> = steps.iter().map(|s| !s.is_empty()).collect();
+        out.labels.push(labels);
+        for (step, covered) in out.steps.iter_mut().zip(covered) {
+            if !covered {
+                step.push((0, 1.0));
+            }
+        }
+        return Ok(Val::Vector(out));
+    }
+    Ok(Val::Vector(StepVectors { labels, steps }))
+}
+
+/// Evaluates a range-vector function one input series at a time, handing each output series
+/// to `sink` in input order (output indexes are dense and assigned in first-output order).
+pub(crate) fn stream_range_function(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    args: &[&Expr],
+    rng: StepRange,
+    sink: &mut SeriesSink<'_>,
+) -> Result<()> {
+    let matrix_idx = usize::from(name == "quantile_over_time");
+    let matrix_arg = args
+        .get(matrix_idx)
+        .copied()
+        .ok_or_else(|| Error::exec(format!("missing range argument to {name}")))?;
+    let mut scalar_args: Vec<Vec<f64>> = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        if i != matrix_idx {
+            scalar_args.push(ev.eval_scalar(arg, rng)?);
+        }
+    }
+    let func = RangeFn::parse(name)
+        .ok_or_else(|| Error::exec(format!("unknown range function {name}")))?;
+    let keep_name = func == RangeFn::LastOverTime;
+    let mut table = LabelsTable::default();
+    // How many input series produced at least one point for each output label set.
+    let mut contributors: Vec<u32> = Vec::new();
+
+    // Output side: name dropping, the whole-matrix duplicate check, and the sink, in input order.
+    let mut emit = |labels: Labels, column: Vec<(usize, f64)>| -> Result<()> {
+        if column.is_empty() {
+            return Ok(());
+        }
+        let out_labels = if keep_name {
+            labels
+        } else {
+            labels.without_name()
+        };
+        let (idx, fresh) = table.intern(out_labels);
+        if fresh {
+            contributors.push(0);
+        }
+        if let Some(c) = contributors.get_mut(idx as usize) {
+            *c += 1;
+            if *c > 1 && func != RangeFn::AbsentOverTime {
+                // Prometheus checks the whole result matrix of a range function at once
+                // (after absent_over_time has already returned its own single series).
+                return Err(duplicate_labelset());
+            }
+        }
+        sink(idx, table.get(idx), &column)
+    };
+
+    match matrix_arg {
+        Expr::MatrixSelector(ms) => {
+            let spec = ev.selector_spec(&ms.vs)?;
+            let range = duration_ms(&ms.range);
+            let sliding = func == RangeFn::PredictLinear && spec.at.is_some();
+            let ref_times = window_ref_times(&spec, rng, sliding);
+            let job = ColumnJob {
+                func,
+                rng,
+                ref_times: &ref_times,
+                range,
+                scalar_args: &scalar_args,
+                threads: ev.threads(),
+            };
+            let extra = SelectHintsExtra {
+                func: Some(name.to_string()),
+                ..Default::default()
+            };
+            // Series are read one at a time, then their windows are computed in parallel in
+            // bounded batches and emitted in input order, so results do not depend on threads.
+            if job.threads <= 1 {
+                // One thread: compute each series' column straight from the storage buffer.
+                ev.stream_matrix(&spec, range, rng, &extra, &mut |labels, points| {
+                    let column = compute_column(&job, points)?;
+                    emit(labels, column)
+                })?;
+                return Ok(());
+            }
+            let mut batch: Vec<(Labels, Vec<Point>)> = Vec::new();
+            let mut batch_points = 0usize;
+            ev.stream_matrix(&spec, range, rng, &extra, &mut |labels, points| {
+                batch_points += points.len();
+                batch.push((labels, points.to_vec()));
+                if batch.len() >= BATCH_SERIES || batch_points >= BATCH_POINTS {
+                    batch_points = 0;
+                    flush_batch(&job, &mut batch, &mut emit)?;
+                }
+                Ok(())
+            })?;
+            flush_batch(&job, &mut batch, &mut emit)?;
+        }
+        Expr::Subquery(sq) => {
+            let (series, spec, range): (Vec<Series>, SelectorSpec, i64) =
+                ev.eval_subquery(sq, rng, func == RangeFn::PredictLinear)?;
+            let sliding = func == RangeFn::PredictLinear && spec.at.is_some();
+            let ref_times = window_ref_times(&spec, rng, sliding);
+            let job = ColumnJob {
+                func,
+                rng,
+                ref_times: &ref_times,
+                range,
+                scalar_args: &scalar_args,
+                threads: ev.threads(),
+            };
+            let mut batch: Vec<(Labels, Vec<Point>)> =
+                series.into_iter().map(|s| (s.labels, s.points)).collect();
+            flush_batch(&job, &mut batch, &mut emit)?;
+        }
+        _ => {
+            return Err(Error::exec(format!(
+                "expected range vector argument to {name}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Series per parallel batch.
+const BATCH_SERIES: usize = 512;
+/// Samples per parallel batch (bounds the memory a batch holds).
+const BATCH_POINTS: usize = 1 << 20;
+/// Below this many window evaluations a batch runs on the calling thread.
+const PARALLEL_MIN_WINDOWS: usize = 200_000;
+
+/// The window end of every step.
+fn window_ref_times(spec: &SelectorSpec, rng: StepRange, sliding: bool) -> Vec<i64> {
+    let mut ref_times = spec.ref_times(rng);
+    if sliding {
+        // Prometheus 2.42 quirk: an @-pinned range under an @-unsafe function (only
+        // predict_linear takes a range) keeps the offset computed for the first step, so its
+        // window slides with the steps; samples stay capped at the @ time because the
+        // selector's time range was computed from it.
+        for (i, t) in ref_times.iter_mut().enumerate() {
+            *t = t.saturating_add(rng.ts(i) - rng.start);
+        }
+    }
+    ref_times
+}
+
+/// Everything needed to compute one series' output column.
+struct ColumnJob<'a> {
+    func: RangeFn,
+    rng: StepRange,
+    ref_times: &'a [i64],
+    range: i64,
+    scalar_args: &'a [Vec<f64>],
+    threads: usize,
+}
+
+/// Computes the columns of a batch (in parallel when it pays) and emits them in order.
+fn flush_batch(
+    job: &ColumnJob<'_>,
+    batch: &mut Vec<(Labels, Vec<Point>)>,
+    emit: &mut dyn FnMut(Labels, Vec<(usize, f64)>) -> Result<()>,
+) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let threads = job.threads.min(batch.len());
+    let windows = batch.len().saturating_mul(job.ref_times.len());
+    let columns: Vec<Result<Vec<(usize, f64)>>> = if threads <= 1 || windows < PARALLEL_MIN_WINDOWS
+    {
+        batch
+            .iter()
+            .map(|(_, points)| compute_column(job, points))
+            .collect()
+    } else {
+        let chunk = batch.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut parts = batch.chunks(chunk);
+            let first = parts.next().unwrap_or(&[]);
+            let handles: Vec<_> = parts
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(_, p)| compute_column(job, p))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut out: Vec<Result<Vec<(usize, f64)>>> =
+                first.iter().map(|(_, p)| compute_column(job, p)).collect();
+            for h in handles {
+                match h.join() {
+                    Ok(cols) => out.extend(cols),
+                    Err(_) => out.push(Err(Error::exec("range function worker panicked"))),
+                }
+            }
+            out
+        })
+    };
+    for ((labels, _), column) in batch.drain(..).zip(columns) {
+        emit(labels, column?)?;
+    }
+    Ok(())
+}
+
+/// Slides the window over one series' samples and computes the function at every step.
+fn compute_column(job: &ColumnJob<'_>, points: &[Point]) -> Result<Vec<(usize, f64)>> {
+    let mut column: Vec<(usize, f64)> = Vec::new();
+    let resets = if matches!(job.func, RangeFn::Rate | RangeFn::Increase) {
+        reset_prefix(points)
+    } else {
+        Vec::new()
+    };
+    let scalar = |k: usize, i: usize| {
+        job.scalar_args
+            .get(k)
+            .and_then(|v| v.get(i))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let (mut lo, mut hi) = (0usize, 0usize);
+    for (i, &ref_t) in job.ref_times.iter().enumerate() {
+        while points.get(hi).is_some_and(|p| p.t <= ref_t) {
+            hi += 1;
+        }
+        let start = ref_t.saturating_sub(job.range);
+        while lo < hi && points.get(lo).is_some_and(|p| p.t < start) {
+            lo += 1;
+        }
+        let window = points.get(lo..hi).unwrap_or(&[]);
+        if window.is_empty() {
+            continue;
+        }
+        let ctx = WindowCtx {
+            ts: job.rng.ts(i),
+            range_start: start,
+            range_end: ref_t,
+            range: job.range,
+            scalars: [scalar(0, i), scalar(1, i)],
+        };
+        let reset_count = match (resets.get(lo), resets.get(hi.saturating_sub(1))) {
+            (Some(a), Some(b)) => b - a,
+            _ => 1,
+        };
+        if let Some(v) = apply(job.func, window, &ctx, reset_count)? {
+            column.push((i, v));
+        }
+    }
+    Ok(column)
+}
+
+/// Running count of counter resets: `out[i]` = resets among samples `0..=i`.
+fn reset_prefix(points: &[Point]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(points.len());
+    let mut count = 0u32;
+    let mut prev: Option<f64> = None;
+    for p in points {
+        if prev.is_some_and(|pv| p.v < pv) {
+            count += 1;
+        }
+        out.push(count);
+        prev = Some(p.v);
+    }
+    out
+}
+
+/// Computes one function over one non-empty window.
+fn apply(func: RangeFn, w: &[Point], ctx: &WindowCtx, reset_count: u32) -> Result<Option<f64>> {
+    let Some(first) = w.first() else {
+        return Ok(None);
+    };
+    let Some(last) = w.last() else {
+        return Ok(None);
+    };
+    Ok(match func {
+        RangeFn::Rate => extrapolated_rate(w, ctx, true, true, reset_count),
+        RangeFn::Increase => extrapolated_rate(w, ctx, true, false, reset_count),
+        RangeFn::Delta => extrapolated_rate(w, ctx, false, false, 0),
+        RangeFn::Irate => instant_value(w, true),
+        RangeFn::Idelta => instant_value(w, false),
+        RangeFn::Deriv => {
+            if w.len() < 2 {
+                None
+            } else {
+                Some(linear_regression(w, first.t).0)
+            }
+        }
+        RangeFn::PredictLinear => {
+            if w.len() < 2 {
+                None
+            } else {
+                let (slope, intercept) = linear_regression(w, ctx.ts);
+                Some(slope * ctx.scalars[0] + intercept)
+            }
+        }
+        RangeFn::HoltWinters => holt_winters(w, ctx.scalars[0], ctx.scalars[1])?,
+        RangeFn::Changes => {
+            let mut changes = 0u32;
+            let mut prev = first.v;
+            for p in w.iter().skip(1) {
+                if p.v != prev && !(p.v.is_nan() && prev.is_nan()) {
+                    changes += 1;
+                }
+                prev = p.v;
+            }
+            Some(f64::from(changes))
+        }
+        RangeFn::Resets => {
+            let mut resets = 0u32;
+            let mut prev = first.v;
+            for p in w.iter().skip(1) {
+                if p.v < prev {
+                    resets += 1;
+                }
+                prev = p.v;
+            }
+            Some(f64::from(resets))
+        }
+        RangeFn::AvgOverTime => Some(avg_over_time(w)),
+        RangeFn::MinOverTime => {
+            let mut min = first.v;
+            for p in w {
+                if p.v < min || min.is_nan() {
+                    min = p.v;
+                }
+            }
+            Some(min)
+        }
+        RangeFn::MaxOverTime => {
+            let mut max = first.v;
+            for p in w {
+                if p.v > max || max.is_nan() {
+                    max = p.v;
+                }
+            }
+            Some(max)
+        }
+        RangeFn::SumOverTime => {
+            let (mut sum, mut c) = (0.0, 0.0);
+            for p in w {
+                (sum, c) = kahan_sum_inc(p.v, sum, c);
+            }
+            Some(if sum.is_infinite() { sum } else { sum + c })
+        }
+        RangeFn::CountOverTime => Some(w.len() as f64),
+        RangeFn::QuantileOverTime => {
+            let mut values: Vec<f64> = w.iter().map(|p| p.v).collect();
+            Some(quantile(ctx.scalars[0], &mut values))
+        }
+        RangeFn::StddevOverTime => Some(stdvar_over_time(w).sqrt()),
+        RangeFn::StdvarOverTime => Some(stdvar_over_time(w)),
+        RangeFn::LastOverTime => Some(last.v),
+        RangeFn::PresentOverTime | RangeFn::AbsentOverTime => Some(1.0),
+    })
+}
+
+/// Neumaier-compensated addition, as Prometheus's `kahanSumInc`.
+pub(crate) fn kahan_sum_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Prometheus 2.42's `extrapolatedRate` (zero-point clip before the threshold test).
+fn extrapolated_rate(
+    w: &[Point],
+    ctx: &WindowCtx,
+    is_counter: bool,
+    is_rate: bool,
+    reset_count: u32,
+) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let first = w.first()?;
+    let last = w.last()?;
+    let mut result = last.v - first.v;
+    if is_counter && reset_count > 0 {
+        let mut prev = first.v;
+        for p in w.iter().skip(1) {
+            if p.v < prev {
+                result += prev;
+            }
+            prev = p.v;
+        }
+    }
+    let mut duration_to_start = (first.t as f64 - ctx.range_start as f64) / 1000.0;
+    let duration_to_end = (ctx.range_end as f64 - last.t as f64) / 1000.0;
+    let sampled_interval = (last.t - first.t) as f64 / 1000.0;
+    let avg_between = sampled_interval / (w.len() - 1) as f64;
+    if is_counter && result > 0.0 && first.v >= 0.0 {
+        let duration_to_zero = sampled_interval * (first.v / result);
+        if duration_to_zero < duration_to_start {
+            duration_to_start = duration_to_zero;
+        }
+    }
+    let threshold = avg_between * 1.1;
+    let mut interval = sampled_interval;
+    interval += if duration_to_start < threshold {
+        duration_to_start
+    } else {
+        avg_between / 2.0
+    };
+    interval += if duration_to_end < threshold {
+        duration_to_end
+    } else {
+        avg_between / 2.0
+    };
+    let mut factor = interval / sampled_interval;
+    if is_rate {
+        factor /= ctx.range as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate` / `idelta`: the last two samples only.
+fn instant_value(w: &[Point], is_rate: bool) -> Option<f64> {
+    let n = w.len();
+    if n < 2 {
+        return None;
+    }
+    let last = w.get(n - 1)?;
+    let prev = w.get(n - 2)?;
+    let mut result = if is_rate && last.v < prev.v {
+        last.v
+    } else {
+        last.v - prev.v
+    };
+    let interval = last.t - prev.t;
+    if interval == 0 {
+        return None;
+    }
+    if is_rate {
+        result /= interval as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// Least-squares fit with x in seconds relative to `intercept_time`; returns (slope, intercept).
+pub(crate) fn linear_regression(w: &[Point], intercept_time: i64) -> (f64, f64) {
+    let init_y = w.first().map(|p| p.v).unwrap_or(f64::NAN);
+    let mut const_y = true;
+    let (mut n, mut sum_x, mut c_x, mut sum_y, mut c_y) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sum_xy, mut c_xy, mut sum_x2, mut c_x2) = (0.0, 0.0, 0.0, 0.0);
+    for (i, p) in w.iter().enumerate() {
+        if const_y && i > 0 && p.v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (p.t as f64 - intercept_time as f64) / 1e3;
+        (sum_x, c_x) = kahan_sum_inc(x, sum_x, c_x);
+        (sum_y, c_y) = kahan_sum_inc(p.v, sum_y, c_y);
+        (sum_xy, c_xy) = kahan_sum_inc(x * p.v, sum_xy, c_xy);
+        (sum_x2, c_x2) = kahan_sum_inc(x * x, sum_x2, c_x2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    let sum_x = sum_x + c_x;
+    let sum_y = sum_y + c_y;
+    let sum_xy = sum_xy + c_xy;
+    let sum_x2 = sum_x2 + c_x2;
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+/// 2.42's `holt_winters` (double exponential smoothing) with its argument validation.
+fn holt_winters(w: &[Point], sf: f64, tf: f64) -> Result<Option<f64>> {
+    if sf <= 0.0 || sf >= 1.0 {
+        return Err(Error::exec(format!(
+            "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+        )));
+    }
+    if tf <= 0.0 || tf >= 1.0 {
+        return Err(Error::exec(format!(
+            "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+        )));
+    }
+    if w.len() < 2 {
+        return Ok(None);
+    }
+    let v0 = w.first().map(|p| p.v).unwrap_or(0.0);
+    let v1 = w.get(1).map(|p| p.v).unwrap_or(0.0);
+    let (mut s0, mut s1, mut b) = (0.0f64, v0, v1 - v0);
+    for (i, p) in w.iter().enumerate().skip(1) {
+        let x = sf * p.v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Ok(Some(s1))
+}
+
+/// 2.42's `avg_over_time`: Kahan-compensated incremental mean with infinity handling.
+fn avg_over_time(w: &[Point]) -> f64 {
+    let (mut mean, mut count, mut c) = (0.0f64, 0.0f64, 0.0f64);
+    for p in w {
+        count += 1.0;
+        if mean.is_infinite() {
+            if p.v.is_infinite() && (mean > 0.0) == (p.v > 0.0) {
+                continue;
+            }
+            if !p.v.is_infinite() && !p.v.is_nan() {
+                continue;
+            }
+        }
+        (mean, c) = kahan_sum_inc(p.v / count - mean / count, mean, c);
+    }
+    if mean.is_infinite() { mean } else { mean + c }
+}
+
+/// Welford variance with Kahan-compensated accumulators.
+fn stdvar_over_time(w: &[Point]) -> f64 {
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0f64, 0.0, 0.0, 0.0, 0.0);
+    for p in w {
+        count += 1.0;
+        let delta = p.v - (mean + c_mean);
+        (mean, c_mean) = kahan_sum_inc(delta / count, mean, c_mean);
+        (aux, c_aux) = kahan_sum_inc(delta * (p.v - (mean + c_mean)), aux, c_aux);
+    }
+    (aux + c_aux) / count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pts(vals: &[(i64, f64)]) -> Vec<Point> {
+        vals.iter().map(|&(t, v)| Point { t, v }).collect()
+    }
+
+    #[test]
+    fn rate_matches_reference_example() {
+        // Samples 1, 2, 3.5, 3.5, 100 at 0..60s: rate(foo[1m]) at 60s = 1.65, increase = 99.
+        let w = pts(&[
+            (0, 1.0),
+            (15_000, 2.0),
+            (30_000, 3.5),
+            (45_000, 3.5),
+            (60_000, 100.0),
+        ]);
+        let ctx = WindowCtx {
+            ts: 60_000,
+            range_start: 0,
+            range_end: 60_000,
+            range: 60_000,
+            scalars: [0.0; 2],
+        };
+        let rate = extrapolated_rate(&w, &ctx, true, true, 0).unwrap_or(f64::NAN);
+        let increase = extrapolated_rate(&w, &ctx, true, false, 0).unwrap_or(f64::NAN);
+        assert!((rate - 1.65).abs() < 1e-9, "{rate}");
+        assert!((increase - 99.0).abs() < 1e-9, "{increase}");
+    }
+
+    #[test]
+    fn holt_winters_validates_factors() {
+        let w = pts(&[(0, 1.0), (1000, 2.0)]);
+        let err = holt_winters(&w, 1.5, 0.5).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("invalid smoothing factor. Expected: 0 < sf < 1, got: 1.500000")
+        );
+    }
+
+    #[test]
+    fn regression_constant_series() {
+        let w = pts(&[(0, 5.0), (1000, 5.0)]);
+        assert_eq!(linear_regression(&w, 0), (0.0, 5.0));
+        let inf = pts(&[(0, f64::INFINITY), (1000, f64::INFINITY)]);
+        assert!(linear_regression(&inf, 0).0.is_nan());
+    }
+}
