@@ -211,6 +211,9 @@ pub enum Error {
 
     #[error("unknown label matcher type {matcher_type} for label {name:?}")]
     UnknownMatcherType { name: String, matcher_type: i32 },
+
+    #[error("no matchers specified (excluding external labels)")]
+    NoMatchersExcludingExternalLabels,
 }
 
 impl ClassifiedError for Error {
@@ -218,6 +221,7 @@ impl ClassifiedError for Error {
         match self {
             Self::InvalidMatcher { .. }
             | Self::UnknownMatcherType { .. }
+            | Self::NoMatchersExcludingExternalLabels
             | Self::InvalidFlag { .. } => ErrorCode::BadData,
             Self::TracingConfig { .. }
             | Self::InvalidEndpoint { .. }

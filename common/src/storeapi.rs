@@ -6,6 +6,9 @@
 //! carry several series; [`SeriesStream::next_item`] undoes both, so callers see each series
 //! once, whole. [`testing`] holds a small in-memory StoreAPI server for tests.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod external;
 pub mod testing;
 
 use std::time::Duration;

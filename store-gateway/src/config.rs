@@ -56,7 +56,7 @@ pub struct Config {
     pub chunk_pool_size: u64,
 
     /// Repeat interval for syncing the blocks between local and remote view.
-    #[arg(long = "sync-block-duration", env = "STRATA_SYNC_BLOCK_DURATION", default_value = "15m", value_parser = parse_duration)]
+    #[arg(long = "sync-block-duration", env = "STRATA_SYNC_BLOCK_DURATION", default_value = "3m", value_parser = parse_duration)]
     pub sync_block_duration: Duration,
 
     /// Number of goroutines to use when constructing index-cache.json blocks from object
@@ -158,6 +158,16 @@ pub struct Config {
         env = "STRATA_STORE_ENABLE_INDEX_HEADER_LAZY_READER"
     )]
     pub enable_index_header_lazy_reader: bool,
+
+    /// Unload an in-memory index-header after it has not been used for this long.
+    #[arg(
+        long = "store.index-header-lazy-reader-idle-timeout",
+        env = "STRATA_STORE_INDEX_HEADER_LAZY_READER_IDLE_TIMEOUT",
+        default_value = "5m",
+        value_parser = parse_duration,
+        hide = true
+    )]
+    pub index_header_idle_timeout: Duration,
 
     /// Path to YAML file with relabeling configuration that allows selecting blocks.
     #[arg(

@@ -151,6 +151,14 @@ impl StrataProcess {
             command.arg("--grpc-grace-period=5s");
         }
         command.args(service.required_args()).args(args);
+        if service == Service::StoreGateway {
+            // A bucket to serve unless the test passes `--objstore.config`: its working
+            // directory (a flag on the command line wins over the environment).
+            command.env(
+                "STRATA_OBJSTORE_CONFIG",
+                "type: FILESYSTEM\nconfig:\n  directory: .\n",
+            );
+        }
         let child = command
             .current_dir(log_dir.path())
             .stdin(Stdio::null())

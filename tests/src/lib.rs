@@ -3,5 +3,9 @@
 //! The tests themselves live in `tests/tests/*.rs`.
 
 pub mod bins;
+pub mod faults;
 pub mod prom;
 pub mod s3;
+pub mod sidecar;
+pub mod store_gateway;
+pub mod storeapi_fixture;

@@ -396,11 +396,45 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Prometheus flags that turn local compaction off, as Thanos's sidecar requires for shipping.
+pub const EQUAL_BLOCK_DURATIONS: [&str; 2] = [
+    "--storage.tsdb.min-block-duration=2h",
+    "--storage.tsdb.max-block-duration=2h",
+];
+
+fn spawn_prometheus(
+    config_dir: &Path,
+    data_dir: &Path,
+    port: u16,
+    extra_args: &[String],
+) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config_dir.join("prometheus.log"))?;
+    Command::new(prometheus()?)
+        .arg(format!(
+            "--config.file={}",
+            config_dir.join("prometheus.yml").display()
+        ))
+        .arg(format!("--storage.tsdb.path={}", data_dir.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--storage.tsdb.retention.time=100y")
+        .arg("--web.enable-admin-api")
+        .args(extra_args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("start prometheus")
+}
+
 /// A real Prometheus server on 127.0.0.1, killed when dropped.
 #[derive(Debug)]
 pub struct PrometheusServer {
     child: Child,
     port: u16,
+    data_dir: PathBuf,
+    extra_args: Vec<String>,
     _config_dir: tempfile::TempDir,
 }
 
@@ -408,35 +442,61 @@ impl PrometheusServer {
     /// Start Prometheus on `data_dir` with `config_yaml` (no scrape jobs when empty), retention
     /// long enough to keep old test blocks, and wait until `/-/ready` answers.
     pub fn start(data_dir: &Path, config_yaml: &str) -> anyhow::Result<Self> {
+        Self::start_with(data_dir, config_yaml, &[])
+    }
+
+    /// Like [`PrometheusServer::start`], with `$PORT` in `config_yaml` replaced by the
+    /// server's own port (to scrape itself) and `extra_args` added to the command line (e.g.
+    /// [`EQUAL_BLOCK_DURATIONS`]).
+    pub fn start_with(
+        data_dir: &Path,
+        config_yaml: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let config_dir = tempfile::tempdir()?;
         let config = config_dir.path().join("prometheus.yml");
+        let port = free_port()?;
         std::fs::write(
             &config,
             if config_yaml.is_empty() {
-                "global: {}\n"
+                "global: {}\n".to_owned()
             } else {
-                config_yaml
+                config_yaml.replace("$PORT", &port.to_string())
             },
         )?;
-        let port = free_port()?;
-        let log = std::fs::File::create(config_dir.path().join("prometheus.log"))?;
-        let child = Command::new(prometheus()?)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data_dir.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--storage.tsdb.retention.time=100y")
-            .arg("--web.enable-admin-api")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("start prometheus")?;
+        let extra_args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
+        let child = spawn_prometheus(config_dir.path(), data_dir, port, &extra_args)?;
         let mut server = PrometheusServer {
             child,
             port,
+            data_dir: data_dir.to_path_buf(),
+            extra_args,
             _config_dir: config_dir,
         };
         server.wait_ready(Duration::from_secs(30))?;
         Ok(server)
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit; [`PrometheusServer::restart`]
+    /// brings it back on the same port and data.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill();
+        self.child.wait().context("wait for prometheus to exit")?;
+        Ok(())
+    }
+
+    /// Starts the server again after [`PrometheusServer::stop`], same port, config and data.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.try_wait()?.is_none() {
+            self.stop()?;
+        }
+        self.child = spawn_prometheus(
+            self._config_dir.path(),
+            &self.data_dir,
+            self.port,
+            &self.extra_args,
+        )?;
+        self.wait_ready(Duration::from_secs(30))
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {

@@ -1,0 +1,468 @@
+//! [`BucketBlock`]: one block served from the bucket. It owns the block's meta and external
+//! labels, its index-header (built at load time into `--data-dir`, parsed into memory on first
+//! use and dropped again when idle), and reads postings lists, series entries and chunks with
+//! ranged GETs, nearby ranges merged into one request (see [`crate::ranges`]), through the
+//! shared byte-bounded caches. Whole index or chunk files are never downloaded.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::try_join_all;
+use parking_lot::Mutex;
+use roaring::RoaringBitmap;
+use strata_common::objstore::Bucket;
+use strata_tsdb::chunkenc::Chunk;
+use strata_tsdb::chunks::{ChunkRef, decode_chunk, segment_file_name};
+use strata_tsdb::encoding::Decbuf;
+use strata_tsdb::index::{SeriesEntry, decode_postings, decode_series};
+use strata_tsdb::labels::{Label, Labels};
+use strata_tsdb::meta::BlockMeta;
+use ulid::Ulid;
+
+use crate::cache::{Caches, IndexKey, IndexValue};
+use crate::error::{Error, Result, blocking};
+use crate::index_header::{self, IndexHeader, PostingsEntry};
+use crate::metrics::StoreMetrics;
+use crate::ranges::{MAX_GAP, partition};
+
+/// Thanos's default estimates of the largest series entry and chunk, used when meta.json has
+/// no `index_stats`; an entry longer than the estimate is fetched again, whole.
+const DEFAULT_SERIES_ESTIMATE: u64 = 64 * 1024;
+const DEFAULT_CHUNK_ESTIMATE: u64 = 16_000;
+
+/// What a block needs from the store around it.
+#[derive(Debug, Clone)]
+pub struct BlockContext {
+    pub bucket: Bucket,
+    pub data_dir: PathBuf,
+    pub caches: Caches,
+    pub metrics: StoreMetrics,
+    /// Keep built index-headers on disk (`--cache-index-header`).
+    pub keep_header_files: bool,
+}
+
+/// A block served from the bucket.
+#[derive(Debug)]
+pub struct BucketBlock {
+    meta: BlockMeta,
+    external: Labels,
+    context: BlockContext,
+    index_size: u64,
+    header_path: PathBuf,
+    header: Mutex<Option<Arc<IndexHeader>>>,
+    last_used: Mutex<Instant>,
+    series_estimate: u64,
+    chunk_estimate: u64,
+}
+
+impl BucketBlock {
+    /// Loads a block: makes sure its index-header exists in the data directory (building it
+    /// from ranged reads of the index if not), without keeping it in memory.
+    pub async fn load(meta: BlockMeta, context: BlockContext) -> Result<Self> {
+        let block = meta.ulid;
+        let thanos = meta.thanos.clone().unwrap_or_default();
+        let external = Labels::new(
+            thanos
+                .labels
+                .iter()
+                .map(|(name, value)| Label::new(name.clone(), value.clone()))
+                .collect(),
+        );
+        let listed_size = thanos
+            .files
+            .iter()
+            .find(|file| file.rel_path == "index")
+            .and_then(|file| u64::try_from(file.size_bytes).ok())
+            .filter(|size| *size > 0);
+        let index_size = match listed_size {
+            Some(size) => size,
+            None => {
+                let object = format!("{block}/index");
+                context
+                    .bucket
+                    .attributes(&object)
+                    .await
+                    .map_err(|source| Error::Bucket {
+                        block,
+                        object,
+                        source: Box::new(source),
+                    })?
+                    .size
+            }
+        };
+        let header_path = context
+            .data_dir
+            .join(block.to_string())
+            .join("index-header");
+        let mut header = None;
+        if !context.keep_header_files || !header_path.exists() {
+            let started = Instant::now();
+            let bytes = index_header::build(&context.bucket, block, index_size).await?;
+            context
+                .metrics
+                .indexheader_build_duration
+                .observe(started.elapsed().as_secs_f64());
+            if context.keep_header_files {
+                let path = header_path.clone();
+                blocking(move || index_header::write_file(&path, &bytes)).await?;
+            } else {
+                header = Some(Arc::new(IndexHeader::parse(block, Bytes::from(bytes))?));
+            }
+        }
+        let positive = |value: i64, default: u64| {
+            u64::try_from(value)
+                .ok()
+                .filter(|v| *v > 0)
+                .unwrap_or(default)
+        };
+        Ok(BucketBlock {
+            series_estimate: positive(thanos.index_stats.series_max_size, DEFAULT_SERIES_ESTIMATE)
+                .min(DEFAULT_SERIES_ESTIMATE),
+            chunk_estimate: positive(thanos.index_stats.chunk_max_size, DEFAULT_CHUNK_ESTIMATE)
+                .min(DEFAULT_CHUNK_ESTIMATE),
+            meta,
+            external,
+            context,
+            index_size,
+            header_path,
+            header: Mutex::new(header),
+            last_used: Mutex::new(Instant::now()),
+        })
+    }
+
+    pub fn ulid(&self) -> Ulid {
+        self.meta.ulid
+    }
+
+    pub fn meta(&self) -> &BlockMeta {
+        &self.meta
+    }
+
+    /// The block's external labels (meta.json `thanos.labels`).
+    pub fn external_labels(&self) -> &Labels {
+        &self.external
+    }
+
+    pub fn resolution(&self) -> i64 {
+        self.meta.resolution()
+    }
+
+    /// The index-header, parsed from the data directory on first use (lazy load).
+    pub async fn header(&self) -> Result<Arc<IndexHeader>> {
+        *self.last_used.lock() = Instant::now();
+        if let Some(header) = self.header.lock().clone() {
+            return Ok(header);
+        }
+        let block = self.ulid();
+        let path = self.header_path.clone();
+        let loaded = if self.context.keep_header_files && path.exists() {
+            blocking(move || IndexHeader::read_file(block, &path)).await
+        } else {
+            match index_header::build(&self.context.bucket, block, self.index_size).await {
+                Ok(bytes) => IndexHeader::parse(block, Bytes::from(bytes)),
+                Err(err) => Err(err),
+            }
+        };
+        self.context.metrics.lazy_load.inc();
+        let header = match loaded {
+            Ok(header) => Arc::new(header),
+            Err(err) => {
+                self.context.metrics.lazy_load_failed.inc();
+                return Err(err);
+            }
+        };
+        *self.header.lock() = Some(Arc::clone(&header));
+        Ok(header)
+    }
+
+    /// Drops the in-memory index-header when unused for `idle`; true when it did.
+    pub fn unload_if_idle(&self, idle: Duration) -> bool {
+        if !self.context.keep_header_files {
+            return false;
+        }
+        if self.last_used.lock().elapsed() < idle {
+            return false;
+        }
+        let unloaded = self.header.lock().take().is_some();
+        if unloaded {
+            self.context.metrics.lazy_unload.inc();
+        }
+        unloaded
+    }
+
+    /// Removes the block's files from the data directory.
+    pub fn remove_local_files(&self) -> std::io::Result<()> {
+        match self.header_path.parent() {
+            Some(dir) if dir.exists() => std::fs::remove_dir_all(dir),
+            _ => Ok(()),
+        }
+    }
+
+    async fn get_range(&self, object: String, range: Range<u64>) -> Result<Bytes> {
+        let block = self.ulid();
+        self.context
+            .bucket
+            .get_range(&object, range)
+            .await
+            .map_err(|source| Error::Bucket {
+                block,
+                object,
+                source: Box::new(source),
+            })
+    }
+
+    fn decode_error(&self, object: &str) -> impl Fn(strata_tsdb::Error) -> Error + use<> {
+        let block = self.ulid();
+        let object = object.to_owned();
+        move |source| Error::Decode {
+            block,
+            object: object.clone(),
+            source,
+        }
+    }
+
+    /// The postings lists of `entries` of label `name`, from the cache or the index.
+    pub async fn postings(
+        &self,
+        name: &str,
+        entries: &[PostingsEntry],
+    ) -> Result<Vec<Arc<RoaringBitmap>>> {
+        let block = self.ulid();
+        let key = |entry: &PostingsEntry| IndexKey::Postings {
+            block,
+            name: name.to_owned(),
+            value: entry.value.clone(),
+        };
+        let mut out: Vec<Option<Arc<RoaringBitmap>>> = Vec::with_capacity(entries.len());
+        let mut missing = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            match self.context.caches.get_index(&key(entry)) {
+                Some(IndexValue::Postings(bitmap)) => out.push(Some(bitmap)),
+                _ => {
+                    out.push(None);
+                    missing.push(i);
+                }
+            }
+        }
+        let ranges: Vec<Range<u64>> = missing
+            .iter()
+            .filter_map(|&i| entries.get(i).map(|e| e.range.clone()))
+            .collect();
+        let parts = partition(&ranges, MAX_GAP);
+        let object = format!("{block}/index");
+        let fetched = try_join_all(
+            parts
+                .iter()
+                .map(|part| self.get_range(object.clone(), part.range.clone())),
+        )
+        .await?;
+        let decode_error = self.decode_error("index");
+        for (part, data) in parts.iter().zip(fetched) {
+            for &member in &part.members {
+                let Some(range) = ranges.get(member) else {
+                    continue;
+                };
+                let start = usize::try_from(range.start - part.range.start).unwrap_or(usize::MAX);
+                let end = usize::try_from(range.end - part.range.start).unwrap_or(usize::MAX);
+                let slice = data.get(start..end.min(data.len())).unwrap_or(&[]);
+                let refs = decode_postings(slice, range.start).map_err(&decode_error)?;
+                let bitmap: RoaringBitmap = refs.into_iter().collect();
+                let bitmap = Arc::new(bitmap);
+                let Some(&index) = missing.get(member) else {
+                    continue;
+                };
+                if let Some(entry) = entries.get(index) {
+                    self.context
+                        .caches
+                        .put_index(key(entry), IndexValue::Postings(Arc::clone(&bitmap)));
+                }
+                if let Some(slot) = out.get_mut(index) {
+                    *slot = Some(bitmap);
+                }
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// The raw series entries of `refs` (sorted), from the cache or the index.
+    pub async fn series(&self, refs: &[u32]) -> Result<Vec<(u32, SeriesEntry)>> {
+        let block = self.ulid();
+        let decode_error = self.decode_error("index");
+        let mut raw: Vec<Option<Bytes>> = Vec::with_capacity(refs.len());
+        let mut missing = Vec::new();
+        for (i, &series_ref) in refs.iter().enumerate() {
+            match self
+                .context
+                .caches
+                .get_index(&IndexKey::Series { block, series_ref })
+            {
+                Some(IndexValue::Series(bytes)) => raw.push(Some(bytes)),
+                _ => {
+                    raw.push(None);
+                    missing.push(i);
+                }
+            }
+        }
+        let ranges: Vec<Range<u64>> = missing
+            .iter()
+            .filter_map(|&i| refs.get(i))
+            .map(|&r| {
+                let start = u64::from(r) * 16;
+                start..(start + self.series_estimate).min(self.index_size)
+            })
+            .collect();
+        let parts = partition(&ranges, MAX_GAP);
+        let object = format!("{block}/index");
+        let fetched = try_join_all(
+            parts
+                .iter()
+                .map(|part| self.get_range(object.clone(), part.range.clone())),
+        )
+        .await?;
+        for (part, data) in parts.iter().zip(fetched) {
+            for &member in &part.members {
+                let (Some(range), Some(&index)) = (ranges.get(member), missing.get(member)) else {
+                    continue;
+                };
+                let start = usize::try_from(range.start - part.range.start).unwrap_or(usize::MAX);
+                let available = data.get(start..).unwrap_or(&[]);
+                let span = series_span(available, range.start).map_err(&decode_error)?;
+                let bytes = if span <= available.len() {
+                    Bytes::copy_from_slice(available.get(..span).unwrap_or(&[]))
+                } else {
+                    self.context.metrics.series_refetches.inc();
+                    self.get_range(object.clone(), range.start..range.start + span as u64)
+                        .await?
+                };
+                if let Some(&series_ref) = refs.get(index) {
+                    self.context.caches.put_index(
+                        IndexKey::Series { block, series_ref },
+                        IndexValue::Series(bytes.clone()),
+                    );
+                }
+                if let Some(slot) = raw.get_mut(index) {
+                    *slot = Some(bytes);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(refs.len());
+        for (&series_ref, bytes) in refs.iter().zip(raw) {
+            let bytes = bytes.unwrap_or_default();
+            let offset = u64::from(series_ref) * 16;
+            let entry = decode_series(&bytes, offset)
+                .map_err(&decode_error)?
+                .ok_or_else(|| {
+                    decode_error(strata_tsdb::Error::corrupt(
+                        "series",
+                        offset,
+                        "truncated series entry",
+                    ))
+                })?;
+            out.push((series_ref, entry));
+        }
+        Ok(out)
+    }
+
+    /// The chunks of `refs`, from the cache or the segment files.
+    pub async fn chunks(&self, refs: &[ChunkRef]) -> Result<HashMap<u64, Chunk>> {
+        let block = self.ulid();
+        let mut out = HashMap::with_capacity(refs.len());
+        let mut by_segment: HashMap<u32, Vec<ChunkRef>> = HashMap::new();
+        for &chunk_ref in refs {
+            if out.contains_key(&chunk_ref.0) {
+                continue;
+            }
+            match self.context.caches.get_chunk(block, chunk_ref.0) {
+                Some(chunk) => {
+                    out.insert(chunk_ref.0, chunk);
+                }
+                None => by_segment
+                    .entry(chunk_ref.segment())
+                    .or_default()
+                    .push(chunk_ref),
+            }
+        }
+        let mut requests = Vec::new();
+        for (segment, chunk_refs) in &by_segment {
+            let object = format!("{block}/chunks/{}", segment_file_name(*segment));
+            let ranges: Vec<Range<u64>> = chunk_refs
+                .iter()
+                .map(|r| {
+                    let start = u64::from(r.offset());
+                    start..start + self.chunk_estimate
+                })
+                .collect();
+            for part in partition(&ranges, MAX_GAP) {
+                let members: Vec<ChunkRef> = part
+                    .members
+                    .iter()
+                    .filter_map(|&m| chunk_refs.get(m).copied())
+                    .collect();
+                requests.push((object.clone(), part.range, members));
+            }
+        }
+        let fetched = try_join_all(
+            requests
+                .iter()
+                .map(|(object, range, _)| self.get_range(object.clone(), range.clone())),
+        )
+        .await?;
+        for ((object, range, members), data) in requests.iter().zip(fetched) {
+            let decode_error = self.decode_error(object);
+            for chunk_ref in members {
+                let offset = u64::from(chunk_ref.offset());
+                let start = usize::try_from(offset - range.start).unwrap_or(usize::MAX);
+                let slice = if start <= data.len() {
+                    data.slice(start..)
+                } else {
+                    Bytes::new()
+                };
+                let chunk = match decode_chunk(&slice, offset).map_err(&decode_error)? {
+                    Some((chunk, _)) => chunk,
+                    None => {
+                        self.context.metrics.chunk_refetches.inc();
+                        let total = chunk_span(&slice, offset).map_err(&decode_error)?;
+                        let again = self
+                            .get_range(object.clone(), offset..offset + total as u64)
+                            .await?;
+                        decode_chunk(&again, offset)
+                            .map_err(&decode_error)?
+                            .map(|(chunk, _)| chunk)
+                            .ok_or_else(|| {
+                                decode_error(strata_tsdb::Error::corrupt(
+                                    "chunk",
+                                    offset,
+                                    "chunk runs past the end of its segment",
+                                ))
+                            })?
+                    }
+                };
+                self.context.caches.put_chunk(block, chunk_ref.0, &chunk);
+                out.insert(chunk_ref.0, chunk);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Bytes spanned by the series entry starting at `data[0]` (length varint, body, CRC).
+fn series_span(data: &[u8], offset: u64) -> strata_tsdb::Result<usize> {
+    let mut buf = Decbuf::new(data, "series", offset);
+    let len = buf.uvarint_usize()?;
+    Ok(buf.position().saturating_add(len).saturating_add(4))
+}
+
+/// Bytes spanned by the chunk starting at `data[0]` (length varint, encoding, data, CRC).
+fn chunk_span(data: &[u8], offset: u64) -> strata_tsdb::Result<usize> {
+    let mut buf = Decbuf::new(data, "chunk", offset);
+    let len = buf.uvarint_usize()?;
+    Ok(buf
+        .position()
+        .saturating_add(1)
+        .saturating_add(len)
+        .saturating_add(4))
+}

@@ -1,0 +1,208 @@
+//! Byte-bounded in-memory caches (moka, TinyLFU admission): the index cache holds decoded
+//! postings lists and raw series entries (`--index-cache-size`), the chunk cache holds raw
+//! chunks (`--chunk-pool-size`). Every value is weighed by the bytes it holds, and cached bytes
+//! are always copies, never slices of a larger fetch buffer (a slice would pin the whole buffer
+//! and make the weight a lie).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use moka::notification::RemovalCause;
+use roaring::RoaringBitmap;
+use strata_tsdb::chunkenc::Chunk;
+use ulid::Ulid;
+
+use crate::metrics::{ItemTypeLabels, StoreMetrics};
+
+/// Key of an index cache item.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IndexKey {
+    Postings {
+        block: Ulid,
+        name: String,
+        value: String,
+    },
+    Series {
+        block: Ulid,
+        series_ref: u32,
+    },
+}
+
+impl IndexKey {
+    fn item_type(&self) -> &'static str {
+        match self {
+            IndexKey::Postings { .. } => "Postings",
+            IndexKey::Series { .. } => "Series",
+        }
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            IndexKey::Postings { name, value, .. } => 48 + name.len() + value.len(),
+            IndexKey::Series { .. } => 32,
+        }
+    }
+}
+
+/// Value of an index cache item.
+#[derive(Debug, Clone)]
+pub enum IndexValue {
+    Postings(Arc<RoaringBitmap>),
+    Series(Bytes),
+}
+
+impl IndexValue {
+    fn size(&self) -> usize {
+        match self {
+            IndexValue::Postings(bitmap) => bitmap.serialized_size() + 32,
+            IndexValue::Series(bytes) => bytes.len() + 32,
+        }
+    }
+}
+
+/// The caches shared by all blocks.
+#[derive(Clone)]
+pub struct Caches {
+    index: moka::sync::Cache<IndexKey, IndexValue>,
+    chunks: moka::sync::Cache<(Ulid, u64), Chunk>,
+    metrics: StoreMetrics,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("index_bytes", &self.index.weighted_size())
+            .field("chunk_bytes", &self.chunks.weighted_size())
+            .finish()
+    }
+}
+
+/// Bytes moka itself keeps per entry (entry, key and deque nodes, hash table slot); counted so
+/// that many small items cannot exceed the bound in real memory.
+const ENTRY_OVERHEAD: usize = 192;
+
+fn weight(bytes: usize) -> u32 {
+    u32::try_from(bytes.saturating_add(ENTRY_OVERHEAD)).unwrap_or(u32::MAX)
+}
+
+impl Caches {
+    /// Caches bounded by `index_bytes` and `chunk_bytes`.
+    pub fn new(index_bytes: u64, chunk_bytes: u64, metrics: StoreMetrics) -> Self {
+        let evicted = metrics.cache_items_evicted.clone();
+        let index = moka::sync::Cache::builder()
+            .max_capacity(index_bytes)
+            .weigher(|key: &IndexKey, value: &IndexValue| weight(key.size() + value.size()))
+            .eviction_listener(move |key: Arc<IndexKey>, _, cause: RemovalCause| {
+                if cause.was_evicted() {
+                    evicted
+                        .get_or_create(&ItemTypeLabels {
+                            item_type: key.item_type(),
+                        })
+                        .inc();
+                }
+            })
+            .build();
+        let evicted = metrics.cache_items_evicted.clone();
+        let chunks = moka::sync::Cache::builder()
+            .max_capacity(chunk_bytes)
+            .weigher(|_: &(Ulid, u64), chunk: &Chunk| weight(chunk.data.len() + 48))
+            .eviction_listener(move |_, _, cause: RemovalCause| {
+                if cause.was_evicted() {
+                    evicted
+                        .get_or_create(&ItemTypeLabels {
+                            item_type: "chunks",
+                        })
+                        .inc();
+                }
+            })
+            .build();
+        Caches {
+            index,
+            chunks,
+            metrics,
+        }
+    }
+
+    fn count(&self, item_type: &'static str, hit: bool) {
+        let labels = ItemTypeLabels { item_type };
+        self.metrics.cache_requests.get_or_create(&labels).inc();
+        if hit {
+            self.metrics.cache_hits.get_or_create(&labels).inc();
+        }
+    }
+
+    pub fn get_index(&self, key: &IndexKey) -> Option<IndexValue> {
+        let value = self.index.get(key);
+        self.count(key.item_type(), value.is_some());
+        value
+    }
+
+    pub fn put_index(&self, key: IndexKey, value: IndexValue) {
+        self.metrics
+            .cache_items_added
+            .get_or_create(&ItemTypeLabels {
+                item_type: key.item_type(),
+            })
+            .inc();
+        self.index.insert(key, value);
+    }
+
+    pub fn get_chunk(&self, block: Ulid, chunk_ref: u64) -> Option<Chunk> {
+        let value = self.chunks.get(&(block, chunk_ref));
+        self.count("chunks", value.is_some());
+        value
+    }
+
+    /// Caches a copy of `chunk`'s bytes.
+    pub fn put_chunk(&self, block: Ulid, chunk_ref: u64, chunk: &Chunk) {
+        self.metrics
+            .cache_items_added
+            .get_or_create(&ItemTypeLabels {
+                item_type: "chunks",
+            })
+            .inc();
+        let owned = Chunk::new(chunk.encoding, Bytes::copy_from_slice(&chunk.data));
+        self.chunks.insert((block, chunk_ref), owned);
+    }
+
+    /// Bytes currently held (index, chunks), after pending maintenance.
+    pub fn weighted_sizes(&self) -> (u64, u64) {
+        self.index.run_pending_tasks();
+        self.chunks.run_pending_tasks();
+        (self.index.weighted_size(), self.chunks.weighted_size())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caches_stay_within_their_byte_bounds() {
+        let caches = Caches::new(64 * 1024, 32 * 1024, StoreMetrics::unregistered());
+        let block = Ulid::new();
+        for series_ref in 0..1000u32 {
+            caches.put_index(
+                IndexKey::Series { block, series_ref },
+                IndexValue::Series(Bytes::from(vec![0u8; 512])),
+            );
+            let chunk = Chunk::new(strata_tsdb::chunkenc::Encoding::Xor, vec![1u8; 400]);
+            caches.put_chunk(block, u64::from(series_ref), &chunk);
+        }
+        let (index, chunks) = caches.weighted_sizes();
+        assert!(index <= 64 * 1024, "index cache holds {index} bytes");
+        assert!(chunks <= 32 * 1024, "chunk cache holds {chunks} bytes");
+        assert!(index > 0 && chunks > 0);
+        let postings = IndexKey::Postings {
+            block,
+            name: "a".into(),
+            value: "b".into(),
+        };
+        let bitmap: RoaringBitmap = (0..100).collect();
+        let caches = Caches::new(64 * 1024, 32 * 1024, StoreMetrics::unregistered());
+        caches.put_index(postings.clone(), IndexValue::Postings(Arc::new(bitmap)));
+        caches.index.run_pending_tasks();
+        let hit = caches.get_index(&postings);
+        assert!(matches!(hit, Some(IndexValue::Postings(b)) if b.len() == 100));
+    }
+}
