@@ -128,11 +128,14 @@ fn parse_external_label(arg: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("label {arg:?} is not of the form NAME=VALUE"))?;
     let value = value.trim_matches('"');
     let valid_name = !name.is_empty()
-        && name.chars().enumerate().all(|(i, c)| {
-            c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
-        });
+        && name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
     if !valid_name {
-        return Err(format!("label name {name:?} is not a valid Prometheus label name"));
+        return Err(format!(
+            "label name {name:?} is not a valid Prometheus label name"
+        ));
     }
     Ok((name.to_string(), value.to_string()))
 }
@@ -166,10 +169,12 @@ pub fn rewrite(
         });
     }
     if !external_labels.is_empty() {
-        let thanos = meta.thanos.get_or_insert_with(|| strata_tsdb::meta::ThanosMeta {
-            source: "bucket.rewrite".into(),
-            ..Default::default()
-        });
+        let thanos = meta
+            .thanos
+            .get_or_insert_with(|| strata_tsdb::meta::ThanosMeta {
+                source: "bucket.rewrite".into(),
+                ..Default::default()
+            });
         thanos.labels = external_labels.iter().cloned().collect();
     }
     let symbols = block

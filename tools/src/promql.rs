@@ -127,7 +127,9 @@ fn format_value(value: &Value) -> String {
     let seconds = |t: i64| format!("{:.3}", t as f64 / 1000.0);
     let mut out = String::new();
     match value {
-        Value::Scalar { t, v } => out.push_str(&format!("scalar: {} @[{}]\n", go_float_g(*v), seconds(*t))),
+        Value::Scalar { t, v } => {
+            out.push_str(&format!("scalar: {} @[{}]\n", go_float_g(*v), seconds(*t)))
+        }
         Value::String { t, v } => out.push_str(&format!("string: {v:?} @[{}]\n", seconds(*t))),
         Value::Vector(samples) => {
             for sample in samples {

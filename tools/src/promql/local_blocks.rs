@@ -14,7 +14,9 @@ use strata_common::storeapi::external::{finalize_labels, matchers_for_store};
 use strata_promql::storage::{Querier, Queryable, SampleIterator, SelectHints, SeriesSet};
 use strata_promql::{Point, StorageSeries};
 use strata_tsdb::block::{Block, BlockSeries};
-use strata_tsdb::labels::{Labels as TsdbLabels, MatchType as TsdbMatchType, Matcher as TsdbMatcher};
+use strata_tsdb::labels::{
+    Labels as TsdbLabels, MatchType as TsdbMatchType, Matcher as TsdbMatcher,
+};
 
 /// The blocks of one directory, each with its external labels.
 pub struct LocalBlocks {
@@ -204,7 +206,8 @@ impl SampleIterator for MergedSamples<'_, '_> {
                     let Some((_, part)) = self.parts.get(self.current) else {
                         return Ok(None);
                     };
-                    self.position.insert(part.block.samples(&part.series, self.mint, self.maxt))
+                    self.position
+                        .insert(part.block.samples(&part.series, self.mint, self.maxt))
                 }
             };
             match iter.next() {
