@@ -144,4 +144,34 @@ pub struct Config {
         default_value_t = 0
     )]
     pub store_limits_request_samples: u64,
+
+    /// Hidden (as in Thanos): ship even when Prometheus's min and max block durations differ.
+    #[arg(
+        long = "shipper.ignore-unequal-block-size",
+        env = "STRATA_SHIPPER_IGNORE_UNEQUAL_BLOCK_SIZE",
+        hide = true
+    )]
+    pub shipper_ignore_unequal_block_size: bool,
+
+    /// Hidden (as in Thanos); accepted for manifest compatibility. Strata always uploads in
+    /// time order.
+    #[arg(
+        long = "shipper.allow-out-of-order-uploads",
+        env = "STRATA_SHIPPER_ALLOW_OUT_OF_ORDER_UPLOADS",
+        hide = true
+    )]
+    pub shipper_allow_out_of_order_uploads: bool,
+
+    /// Hidden (as in Thanos); accepted for manifest compatibility. Corrupted blocks are
+    /// counted in thanos_shipper_corrupted_blocks_total and retried, never uploaded.
+    #[arg(
+        long = "shipper.skip-corrupted-blocks",
+        env = "STRATA_SHIPPER_SKIP_CORRUPTED_BLOCKS",
+        hide = true
+    )]
+    pub shipper_skip_corrupted_blocks: bool,
+
+    /// Hidden, Strata only: how often the shipper looks for new blocks (Thanos: fixed 30s).
+    #[arg(long = "shipper.sync-interval", env = "STRATA_SHIPPER_SYNC_INTERVAL", default_value = "30s", value_parser = parse_duration, hide = true)]
+    pub shipper_sync_interval: Duration,
 }

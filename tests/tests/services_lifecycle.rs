@@ -21,7 +21,15 @@ async fn get(url: &str) -> anyhow::Result<(reqwest::StatusCode, String)> {
 }
 
 async fn check_lifecycle(service: Service, with_subcommand: bool) -> anyhow::Result<()> {
-    let process = StrataProcess::start(service, with_subcommand, &[]).await?;
+    check_lifecycle_with(service, with_subcommand, &[]).await
+}
+
+async fn check_lifecycle_with(
+    service: Service,
+    with_subcommand: bool,
+    args: &[&str],
+) -> anyhow::Result<()> {
+    let process = StrataProcess::start(service, with_subcommand, args).await?;
     let base = process.http_url();
 
     let (status, body) = get(&format!("{base}/-/healthy")).await?;
@@ -132,8 +140,19 @@ fn check_metrics_with_promtool(metrics: &str) -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn sidecar_lifecycle() -> anyhow::Result<()> {
-    check_lifecycle(Service::Sidecar, true).await?;
-    check_lifecycle(Service::Sidecar, false).await
+    // Like Thanos's, the sidecar is ready only once its Prometheus answers with external labels.
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().to_path_buf();
+    let prometheus = tokio::task::spawn_blocking(move || {
+        strata_tests::prom::PrometheusServer::start(
+            &data_dir,
+            &strata_tests::sidecar::prometheus_config(),
+        )
+    })
+    .await??;
+    let url = format!("--prometheus.url={}", prometheus.url());
+    check_lifecycle_with(Service::Sidecar, true, &[&url]).await?;
+    check_lifecycle_with(Service::Sidecar, false, &[&url]).await
 }
 
 #[tokio::test]

@@ -1,0 +1,272 @@
+//! Start-up and heartbeat tests against a fake Prometheus (an axum server answering the status
+//! endpoints); the real Prometheus is exercised by tests/tests/sidecar_*.rs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use clap::Parser;
+use strata_common::flags::GrpcClientFlags;
+use strata_common::storeapi::StoreApiClient;
+
+use super::*;
+
+#[derive(Clone)]
+struct FakePrometheus {
+    up: Arc<AtomicBool>,
+    config_yaml: &'static str,
+    max_block_duration: &'static str,
+}
+
+async fn status_config(State(fake): State<FakePrometheus>) -> impl IntoResponse {
+    if !fake.up.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+    }
+    let body = serde_json::json!({"status": "success", "data": {"yaml": fake.config_yaml}});
+    (StatusCode::OK, body.to_string())
+}
+
+async fn status_flags(State(fake): State<FakePrometheus>) -> impl IntoResponse {
+    let body = serde_json::json!({"status": "success", "data": {
+        "storage.tsdb.min-block-duration": "2h",
+        "storage.tsdb.max-block-duration": fake.max_block_duration,
+    }});
+    (StatusCode::OK, body.to_string())
+}
+
+async fn metrics_text(State(fake): State<FakePrometheus>) -> impl IntoResponse {
+    if !fake.up.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+    }
+    (
+        StatusCode::OK,
+        "prometheus_tsdb_lowest_timestamp_seconds 1.7e+09\n".to_owned(),
+    )
+}
+
+async fn serve_fake(fake: FakePrometheus) -> SocketAddr {
+    let router = axum::Router::new()
+        .route("/api/v1/status/config", get(status_config))
+        .route("/api/v1/status/flags", get(status_flags))
+        .route("/metrics", get(metrics_text))
+        .with_state(fake);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+fn config(prometheus: SocketAddr, extra: &[&str]) -> Config {
+    let mut args = vec![
+        "strata-sidecar".to_owned(),
+        format!("--prometheus.url=http://{prometheus}/"),
+        "--http-address=127.0.0.1:0".to_owned(),
+        "--grpc-address=127.0.0.1:0".to_owned(),
+        "--http-grace-period=1s".to_owned(),
+        "--grpc-grace-period=1s".to_owned(),
+        "--prometheus.ready_timeout=3s".to_owned(),
+        "--prometheus.get_config_interval=100ms".to_owned(),
+        "--prometheus.get_config_timeout=1s".to_owned(),
+    ];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    Config::try_parse_from(args).expect("valid flags")
+}
+
+const LABELLED: &str = "global:\n  external_labels:\n    cluster: eu1\n    replica: \"0\"\n";
+
+#[test]
+fn thanos_flags_parse() {
+    let config = Config::try_parse_from([
+        "strata-sidecar",
+        "--prometheus.url=http://prom:9090",
+        "--tsdb.path=/prometheus",
+        "--shipper.upload-compacted",
+        "--min-time=-2h",
+        "--objstore.config-file=/etc/bucket.yml",
+        "--grpc-address=127.0.0.1:0",
+        "--shipper.ignore-unequal-block-size",
+    ])
+    .expect("valid flags");
+    assert_eq!(config.prometheus_url, "http://prom:9090");
+    assert!(config.shipper_upload_compacted);
+    assert!(config.shipper_ignore_unequal_block_size);
+    assert_eq!(
+        config.min_time,
+        strata_common::flags::TimeOrDuration::Relative(-7_200_000)
+    );
+    assert_eq!(config.shipper_sync_interval, Duration::from_secs(30));
+    assert_eq!(config.http.http_address, "0.0.0.0:10902");
+}
+
+/// The container arguments the Prometheus Operator gives Thanos's sidecar.
+#[test]
+fn prometheus_operator_arguments_are_accepted() {
+    // main.rs strips the `sidecar` word before parsing.
+    let args = [
+        "strata-sidecar",
+        "--prometheus.url=http://localhost:9090/",
+        r#"--prometheus.http-client={"tls_config": {"insecure_skip_verify":true}}"#,
+        "--grpc-address=[10.0.0.1]:10901",
+        "--http-address=:10902",
+        "--grpc-server-tls-cert=/etc/thanos/certs/tls.crt",
+        "--grpc-server-tls-key=/etc/thanos/certs/tls.key",
+        "--grpc-server-tls-client-ca=/etc/thanos/certs/ca.crt",
+        "--log.level=info",
+        "--log.format=logfmt",
+        "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: /tmp\n",
+        "--tsdb.path=/prometheus",
+        "--min-time=-2h",
+        "--prometheus.get_config_interval=30s",
+        "--prometheus.get_config_timeout=10s",
+        "--prometheus.ready_timeout=10m",
+        "--tracing.config=type: JAEGER",
+    ];
+    let config = Config::try_parse_from(args).expect("operator arguments");
+    assert_eq!(config.tsdb_path, std::path::PathBuf::from("/prometheus"));
+    let http_client = HttpClientConfig::load(config.prometheus_http_client.as_deref(), None)
+        .expect("JSON client config");
+    assert!(
+        http_client
+            .tls_config
+            .is_some_and(|tls| tls.insecure_skip_verify)
+    );
+}
+
+#[tokio::test]
+async fn refuses_to_start_without_external_labels() {
+    let fake = FakePrometheus {
+        up: Arc::new(AtomicBool::new(true)),
+        config_yaml: "global:\n  scrape_interval: 15s\n",
+        max_block_duration: "2h",
+    };
+    let address = serve_fake(fake).await;
+    let shutdown = Shutdown::new();
+    let err = start(&config(address, &[]), &MetricsRegistry::new(), &shutdown)
+        .await
+        .expect_err("no external labels");
+    assert!(matches!(err, Error::NoExternalLabels), "{err}");
+    shutdown.cancel();
+    shutdown.wait(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn refuses_to_ship_with_local_compaction_on() {
+    let fake = FakePrometheus {
+        up: Arc::new(AtomicBool::new(true)),
+        config_yaml: LABELLED,
+        max_block_duration: "1d12h",
+    };
+    let address = serve_fake(fake).await;
+    let bucket_dir = tempfile::tempdir().expect("tempdir");
+    let objstore = format!(
+        "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        bucket_dir.path().display()
+    );
+    let shutdown = Shutdown::new();
+    let err = start(
+        &config(address, &[&objstore]),
+        &MetricsRegistry::new(),
+        &shutdown,
+    )
+    .await
+    .expect_err("unequal block durations");
+    assert!(
+        matches!(err, Error::UnequalBlockDurations { ref max, .. } if max == "1d12h"),
+        "{err}"
+    );
+    shutdown.cancel();
+    shutdown.wait(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn ready_and_info_follow_the_heartbeat() {
+    let up = Arc::new(AtomicBool::new(true));
+    let fake = FakePrometheus {
+        up: Arc::clone(&up),
+        config_yaml: LABELLED,
+        max_block_duration: "2h",
+    };
+    let address = serve_fake(fake).await;
+    let metrics = MetricsRegistry::new();
+    let shutdown = Shutdown::new();
+    let started = start(&config(address, &["--min-time=-1h"]), &metrics, &shutdown)
+        .await
+        .expect("start");
+    assert!(started.prober.is_ready());
+    assert!(
+        metrics
+            .encode()
+            .expect("metrics")
+            .contains("thanos_sidecar_prometheus_up 1")
+    );
+
+    let mut client = StoreApiClient::connect(
+        &started.grpc_address.to_string(),
+        &GrpcClientFlags::default(),
+    )
+    .await
+    .expect("connect");
+    let info = client.info().await.expect("info");
+    assert_eq!(info.component_type, "sidecar");
+    let labels: Vec<(String, String)> = info
+        .label_sets
+        .iter()
+        .flat_map(|set| set.labels.iter())
+        .map(|label| (label.name.clone(), label.value.clone()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("cluster".to_owned(), "eu1".to_owned()),
+            ("replica".to_owned(), "0".to_owned())
+        ]
+    );
+    let store = info.store.expect("store info");
+    // --min-time=-1h is later than the oldest sample (2023), so it wins.
+    let hour_ago = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    assert!(
+        (store.min_time - hour_ago).abs() < 60_000,
+        "{}",
+        store.min_time
+    );
+    assert_eq!(store.max_time, i64::MAX);
+    assert!(store.supports_without_replica_labels);
+
+    up.store(false, Ordering::SeqCst);
+    wait_for(|| !started.prober.is_ready()).await;
+    assert!(
+        metrics
+            .encode()
+            .expect("metrics")
+            .contains("thanos_sidecar_prometheus_up 0")
+    );
+    let err = client.info().await.expect_err("not ready");
+    assert!(
+        matches!(&err, strata_common::error::Error::Call { source, .. } if source.code() == tonic::Code::Unavailable),
+        "{err}"
+    );
+
+    up.store(true, Ordering::SeqCst);
+    wait_for(|| started.prober.is_ready()).await;
+    assert!(client.info().await.is_ok());
+
+    shutdown.cancel();
+    assert!(shutdown.wait(Duration::from_secs(10)).await);
+    assert!(shutdown.failure().is_none());
+}
+
+async fn wait_for(condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached in 5s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
