@@ -13,5 +13,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build (the end-to-end tests run the real binaries)"
+cargo build --workspace --bins --locked
 echo "== tests"
 cargo nextest run --workspace --locked --no-fail-fast
