@@ -1,8 +1,15 @@
 //! Primitive decoding and encoding shared by every on-disk structure: big-endian integers, Go
-//! varints, length-prefixed strings and CRC-32C (Castagnoli, stored big-endian).
+//! varints, length-prefixed strings, CRC-32C (Castagnoli, stored big-endian) and the MSB-first
+//! bit streams of chunk encodings ([`BitReader`], [`BitWriter`]).
 //!
 //! [`Decbuf`] never panics: reading past the end returns [`Error::Corrupt`] naming the section
 //! and the absolute offset (the section's base offset plus the position in the slice).
+//!
+//! The bit reader and writer are the inner loop of XOR chunk decoding and encoding, so they are
+//! built for speed without `unsafe`: the reader refills a 64-bit buffer from one unaligned
+//! big-endian 8-byte load and never checks for the end of data per read (it reads zeros past the
+//! end and the caller asks [`BitReader::overrun`] once per sample); the writer packs fields into a
+//! 64-bit accumulator and stores whole 8-byte words.
 
 use crate::{Error, Result};
 
@@ -12,9 +19,15 @@ pub fn crc32c(data: &[u8]) -> u32 {
 }
 
 /// Verify that `stored` is the CRC-32C of `data`.
+///
+/// Fuzz builds (`--cfg fuzzing`, set by `scripts/fuzz.sh` and cargo-fuzz) accept any checksum:
+/// otherwise nearly every mutated input would stop here and the decoders behind the checksums
+/// would never see it.
+// `fuzzing` is not a Cargo feature, so the check-cfg lint does not know it.
+#[allow(unexpected_cfgs)]
 pub fn check_crc(data: &[u8], stored: u32, section: &'static str, offset: u64) -> Result<()> {
     let computed = crc32c(data);
-    if computed != stored {
+    if computed != stored && !cfg!(fuzzing) {
         return Err(Error::Checksum {
             section,
             offset,
@@ -199,10 +212,248 @@ pub fn uvarint_len(mut value: u64) -> usize {
     len
 }
 
+/// MSB-first bit reader over a byte slice.
+///
+/// The stream is read as if it were followed by infinitely many zero bytes, so reads never fail
+/// and never branch on the end of data; a decoder checks [`BitReader::overrun`] after each
+/// logical record (one sample) to learn whether it consumed bits that are not in the data.
+///
+/// Refill scheme ("variant 4" of Fabian Giesen's bit reader series): `buf` holds `nbits` valid
+/// bits at its top; the bits below them are either zero or the true following stream bits, so
+/// OR-ing in the next 8 bytes shifted right by `nbits` is always correct, and afterwards
+/// 56 <= `nbits` <= 63.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BitReader<'a> {
+    data: &'a [u8],
+    /// Next byte of `data` to load into `buf`; passes `data.len()` once zeros past the end are
+    /// buffered.
+    pos: usize,
+    buf: u64,
+    nbits: u32,
+    /// The last 8 bytes of `data` (zero-padded at the front when shorter), to serve refills
+    /// near the end without a byte loop.
+    tail: u64,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader at byte `start` of `data` (past the end reads zeros, and overruns at once).
+    pub(crate) fn new(data: &'a [u8], start: usize) -> Self {
+        let mut tail = [0u8; 8];
+        let last = data.get(data.len().saturating_sub(8)..).unwrap_or(&[]);
+        if let Some(dest) = tail.get_mut(8 - last.len()..) {
+            dest.copy_from_slice(last);
+        }
+        BitReader {
+            data,
+            pos: start,
+            buf: 0,
+            nbits: 0,
+            tail: u64::from_be_bytes(tail),
+        }
+    }
+
+    /// The 8 stream bytes at `pos`, big-endian.
+    #[inline(always)]
+    fn word_at(&self, pos: usize) -> u64 {
+        match self.data.get(pos..pos.wrapping_add(8)) {
+            Some(bytes) => u64::from_be_bytes(<[u8; 8]>::try_from(bytes).unwrap_or([0; 8])),
+            None => self.tail_word_at(pos),
+        }
+    }
+
+    /// The 8 stream bytes at `pos` when fewer than 8 data bytes are left: the end of `tail`,
+    /// then zeros.
+    #[inline]
+    fn tail_word_at(&self, pos: usize) -> u64 {
+        // `tail` holds stream bytes `len - 8 .. len`; we want them from `pos` on.
+        let skip = (pos + 8).saturating_sub(self.data.len());
+        u32::try_from(skip * 8)
+            .ok()
+            .and_then(|shift| self.tail.checked_shl(shift))
+            .unwrap_or(0)
+    }
+
+    /// Top up the buffer to at least 56 valid bits.
+    #[inline(always)]
+    pub(crate) fn refill(&mut self) {
+        let word = self.word_at(self.pos);
+        self.buf |= word >> self.nbits;
+        self.pos += ((63 - self.nbits) >> 3) as usize;
+        self.nbits |= 56;
+    }
+
+    /// The buffered bits, MSB first; only the top `nbits` are counted, the
+    /// rest are zero or the true following bits.
+    #[inline(always)]
+    pub(crate) fn peek(&self) -> u64 {
+        self.buf
+    }
+
+    /// Drop `n` buffered bits (`n <= nbits`, so `n < 64`).
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, n: u32) {
+        debug_assert!(n <= self.nbits);
+        self.buf <<= n;
+        self.nbits -= n;
+    }
+
+    /// Take `n` buffered bits, 1 <= n <= `nbits`.
+    #[inline(always)]
+    pub(crate) fn take(&mut self, n: u32) -> u64 {
+        debug_assert!((1..=self.nbits).contains(&n));
+        let value = self.buf >> (64 - n);
+        self.consume(n);
+        value
+    }
+
+    /// Read `n` bits, 1 <= n <= 64.
+    #[inline(always)]
+    pub(crate) fn read_bits(&mut self, n: u32) -> u64 {
+        self.refill();
+        if n <= 56 {
+            self.take(n)
+        } else {
+            let high = self.take(n - 32);
+            self.refill();
+            (high << 32) | self.take(32)
+        }
+    }
+
+    /// True when more bits were consumed than `data` holds (the reader went past the end).
+    #[inline(always)]
+    pub(crate) fn overrun(&self) -> bool {
+        // Consumed bits = 8 * pos - nbits; compare with 8 * len without multiplying lengths.
+        self.pos > self.data.len() && (self.pos - self.data.len()) * 8 > self.nbits as usize
+    }
+}
+
+/// MSB-first bit writer into a byte vector.
+///
+/// `acc` holds the `nacc` (< 64) pending bits right-aligned. A field that fits is shifted in;
+/// one that fills the word completes it, the word is stored as the next 8 output bytes, and the
+/// field's remaining low bits start the new `acc`. Callers write few, wide fields (the XOR
+/// appender writes two per sample), so the full-word branch is rare for small fields and
+/// predictable for wide ones. (A branch-free variant that stores on every write measured about
+/// 10% slower on mixed data and 30% slower on regular data.)
+///
+/// `out` is kept at least 8 bytes longer than `len` (the committed bytes), so a word store is
+/// one bounds-checked 8-byte copy.
+#[derive(Debug, Clone)]
+pub(crate) struct BitWriter {
+    out: Vec<u8>,
+    /// Committed bytes at the front of `out`.
+    len: usize,
+    acc: u64,
+    nacc: u32,
+}
+
+impl BitWriter {
+    /// An empty stream whose buffer can take `capacity` bytes before growing.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        BitWriter {
+            out: vec![0; capacity.max(16)],
+            len: 0,
+            acc: 0,
+            nacc: 0,
+        }
+    }
+
+    /// Append the low `n` bits of `value`, 1 <= n <= 64 (higher bits of `value` must be zero).
+    #[inline(always)]
+    pub(crate) fn write_bits(&mut self, value: u64, n: u32) {
+        debug_assert!((1..=64).contains(&n));
+        debug_assert!(n == 64 || value >> n == 0);
+        let free = 64 - self.nacc;
+        if n < free {
+            self.acc = (self.acc << n) | value;
+            self.nacc += n;
+            return;
+        }
+        let rest = n - free;
+        let word = self.acc.checked_shl(free).unwrap_or(0) | (value >> rest);
+        match self.out.get_mut(self.len..self.len + 8) {
+            Some(dest) => dest.copy_from_slice(&word.to_be_bytes()),
+            None => self.grow_and_store(word),
+        }
+        self.len += 8;
+        self.acc = value & (1u64 << rest).wrapping_sub(1);
+        self.nacc = rest;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_and_store(&mut self, word: u64) {
+        let size = (self.out.len() * 2).max(self.len + 16);
+        self.out.resize(size, 0);
+        if let Some(dest) = self.out.get_mut(self.len..self.len + 8) {
+            dest.copy_from_slice(&word.to_be_bytes());
+        }
+    }
+
+    /// Append whole bytes.
+    pub(crate) fn write_bytes(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_bits(u64::from(byte), 8);
+        }
+    }
+
+    /// True when the stream ends on a byte boundary.
+    #[inline(always)]
+    pub(crate) fn is_byte_aligned(&self) -> bool {
+        self.nacc.is_multiple_of(8)
+    }
+
+    /// Length of the stream in bits.
+    #[inline(always)]
+    pub(crate) fn bit_len(&self) -> usize {
+        self.len * 8 + self.nacc as usize
+    }
+
+    /// The stream padded with zero bits to a whole byte, with room for `extra` more bytes.
+    pub(crate) fn to_bytes(&self, extra: usize) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.len + 8 + extra);
+        bytes.extend_from_slice(self.out.get(..self.len).unwrap_or(&[]));
+        if self.nacc > 0 {
+            let aligned = self.acc << (64 - self.nacc);
+            let partial = self.nacc.div_ceil(8) as usize;
+            bytes.extend_from_slice(aligned.to_be_bytes().get(..partial).unwrap_or(&[]));
+        }
+        bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Reference MSB-first packing, one bit at a time.
+    fn pack(fields: &[(u64, u32)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut nbits = 0usize;
+        for &(value, width) in fields {
+            for i in (0..width).rev() {
+                if nbits.is_multiple_of(8) {
+                    out.push(0);
+                }
+                if (value >> i) & 1 == 1
+                    && let Some(last) = out.last_mut()
+                {
+                    *last |= 0x80 >> (nbits % 8);
+                }
+                nbits += 1;
+            }
+        }
+        out
+    }
+
+    fn field_strategy() -> impl Strategy<Value = Vec<(u64, u32)>> {
+        prop::collection::vec(
+            (any::<u64>(), 1u32..=64)
+                .prop_map(|(v, n)| (if n == 64 { v } else { v >> (64 - n) }, n)),
+            0..60,
+        )
+    }
 
     #[test]
     fn crc_is_castagnoli() {
@@ -220,6 +471,49 @@ mod tests {
             prop_assert_eq!(buf.uvarint().unwrap(), u);
             prop_assert_eq!(buf.varint().unwrap(), i);
             prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn bit_writer_and_reader_match_reference(fields in field_strategy()) {
+            let mut writer = BitWriter::with_capacity(0);
+            for &(value, width) in &fields {
+                writer.write_bits(value, width);
+            }
+            let bytes = writer.to_bytes(0);
+            prop_assert_eq!(writer.bit_len(), fields.iter().map(|f| f.1 as usize).sum::<usize>());
+            prop_assert_eq!(&bytes, &pack(&fields));
+            let mut reader = BitReader::new(&bytes, 0);
+            for &(value, width) in &fields {
+                prop_assert_eq!(reader.read_bits(width), value);
+                prop_assert!(!reader.overrun());
+            }
+            // Past the end: zeros, and an overrun once a bit beyond the padding is consumed.
+            let padding = bytes.len() * 8 - writer.bit_len();
+            if padding > 0 {
+                prop_assert_eq!(reader.read_bits(padding as u32), 0);
+                prop_assert!(!reader.overrun());
+            }
+            prop_assert_eq!(reader.read_bits(1), 0);
+            prop_assert!(reader.overrun());
+        }
+
+        #[test]
+        fn bit_reader_reads_any_offset(data in prop::collection::vec(any::<u8>(), 0..24), skip in 0usize..200, n in 1u32..=64) {
+            let mut reader = BitReader::new(&data, 0);
+            let mut skipped = skip;
+            while skipped > 0 {
+                let step = skipped.min(32) as u32;
+                reader.read_bits(step);
+                skipped -= step as usize;
+            }
+            let got = reader.read_bits(n);
+            let want = (0..n as usize).fold(0u64, |acc, i| {
+                let bit = skip + i;
+                let byte = data.get(bit / 8).copied().unwrap_or(0);
+                (acc << 1) | u64::from((byte >> (7 - bit % 8)) & 1)
+            });
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(reader.overrun(), skip + n as usize > data.len() * 8);
         }
 
         #[test]
