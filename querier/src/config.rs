@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use std::collections::BTreeMap;
+
+use clap::{ArgAction, CommandFactory, Parser};
 use strata_common::flags::{
     GrpcClientFlags, GrpcServerFlags, HttpServerFlags, LogFlags, TracingFlags, parse_duration,
 };
@@ -210,6 +212,20 @@ pub struct Config {
     /// Compression algorithm to use for gRPC requests to other clients (none or snappy).
     #[arg(long = "grpc-compression", env = "STRATA_GRPC_COMPRESSION", default_value = "none", value_parser = ["none", "snappy"])]
     pub grpc_compression: String,
+
+    /// Maximum number of samples a single query can load into memory (Prometheus's
+    /// `--query.max-samples`).
+    #[arg(
+        long = "query.max-samples",
+        env = "STRATA_QUERY_MAX_SAMPLES",
+        default_value_t = 50_000_000
+    )]
+    pub query_max_samples: usize,
+
+    /// The command line this config was parsed from, for `/api/v1/status/flags` (set by
+    /// `main`; empty means the defaults).
+    #[arg(skip)]
+    pub raw_args: Vec<std::ffi::OsString>,
 }
 
 impl Config {
@@ -231,5 +247,36 @@ impl Config {
         endpoints.sort();
         endpoints.dedup();
         endpoints
+    }
+
+    /// Every flag (long name without `--`) and its effective value, as
+    /// `/api/v1/status/flags` shows them. Repeated flags are joined with commas.
+    pub fn flag_values(&self) -> BTreeMap<String, String> {
+        let command = Config::command();
+        let args: Vec<std::ffi::OsString> = if self.raw_args.is_empty() {
+            vec!["strata-querier".into()]
+        } else {
+            self.raw_args.clone()
+        };
+        let matches = command.clone().try_get_matches_from(args).ok();
+        let mut flags = BTreeMap::new();
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "help" || long == "version" {
+                continue;
+            }
+            let value = matches
+                .as_ref()
+                .and_then(|matches| matches.try_get_raw(arg.get_id().as_str()).ok().flatten())
+                .map(|values| {
+                    values
+                        .map(|value| value.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            flags.insert(long.to_owned(), value);
+        }
+        flags
     }
 }

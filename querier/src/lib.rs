@@ -1,60 +1,195 @@
 //! `strata-querier`: the global query view. It fans out to StoreAPI endpoints (sidecars, store
-//! gateways, other queriers), deduplicates replicas and answers Prometheus's HTTP API.
+//! gateways, other queriers), deduplicates HA replicas and answers Prometheus's HTTP API with
+//! PromQL, like `thanos query`.
 //!
-//! Today this crate is the service shell: flags ([`Config`], Thanos's names), the HTTP server
-//! (`/metrics`, `/-/healthy`, `/-/ready`) and the gRPC server (health service) on the shutdown
-//! tree. Endpoint discovery, the proxy store and the PromQL API come in later issues.
+//! - [`endpoints`]: discovery (static, file SD, DNS) and the endpoint set, refreshed by Info;
+//! - [`proxy`]: the concurrent Series fan-out with per-store timeouts, k-way merge, chunk
+//!   deduplication and partial response;
+//! - [`dedup`]: lazy chunk decoding and replica deduplication (Thanos's penalty algorithm);
+//! - [`queryable`]: the fan-out as the PromQL engine's storage;
+//! - [`api`]: the HTTP API (`/api/v1/*`) with Prometheus's JSON; [`ui`]: the page at `/`;
+//! - [`store_server`]: the querier's own StoreAPI, for stacking queriers.
+//!
+//! [`start`] wires them on the shutdown tree; `main` only parses flags and calls [`run`].
 
+pub mod api;
 mod config;
+pub mod dedup;
+pub mod endpoints;
+pub mod error;
+pub mod metrics;
+pub mod proxy;
+pub mod queryable;
+pub mod store_server;
+pub mod ui;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use strata_common::error::Result;
+use serde::Deserialize;
 use strata_common::http_server::Prober;
 use strata_common::shutdown::Shutdown;
 use strata_common::telemetry::MetricsRegistry;
 use strata_common::{grpc_server, http_server, telemetry};
 
 pub use config::Config;
+use endpoints::EndpointSet;
+use endpoints::discovery::{Discovery, Target};
+pub use error::{Error, Result};
 
 /// The Thanos subcommand word this binary accepts as its optional first argument.
 pub const SUBCOMMAND: &str = "query";
 /// The component name in `thanos_status` and logs.
 pub const COMPONENT: &str = "query";
 
-/// A started querier: where it listens and its probe state.
+/// A started querier: where it listens, its probe state and its endpoint set.
 #[derive(Debug, Clone)]
 pub struct Started {
     pub http_address: SocketAddr,
     pub grpc_address: SocketAddr,
     pub prober: Prober,
+    pub endpoints: Arc<EndpointSet>,
 }
 
-/// Binds the servers and spawns them on `shutdown`'s tree.
+/// The endpoints of `--endpoint.sd-config(-file)` (Thanos's format; only `address` and
+/// `strict` are used, client settings come from the global `--grpc-client-*` flags).
+#[derive(Debug, Deserialize)]
+struct EndpointSdConfig {
+    #[serde(default)]
+    endpoints: Vec<EndpointSdEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EndpointSdEntry {
+    address: String,
+    #[serde(default)]
+    strict: bool,
+}
+
+fn static_targets(config: &Config) -> Result<Vec<Target>> {
+    let mut targets: Vec<Target> = config
+        .endpoints
+        .iter()
+        .chain(&config.stores)
+        .chain(&config.endpoint_groups)
+        .map(|address| Target {
+            address: address.clone(),
+            strict: false,
+        })
+        .chain(
+            config
+                .endpoints_strict
+                .iter()
+                .chain(&config.endpoint_groups_strict)
+                .map(|address| Target {
+                    address: address.clone(),
+                    strict: true,
+                }),
+        )
+        .collect();
+    let sd_text = match (&config.endpoint_sd_config, &config.endpoint_sd_config_file) {
+        (Some(text), _) => Some(text.clone()),
+        (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|err| Error::SdFile {
+            path: path.clone(),
+            reason: err.to_string(),
+        })?),
+        (None, None) => None,
+    };
+    if let Some(text) = sd_text {
+        let parsed: EndpointSdConfig =
+            serde_yaml::from_str(&text).map_err(|err| Error::SdFile {
+                path: config
+                    .endpoint_sd_config_file
+                    .clone()
+                    .unwrap_or_else(|| "--endpoint.sd-config".into()),
+                reason: err.to_string(),
+            })?;
+        targets.extend(parsed.endpoints.into_iter().map(|entry| Target {
+            address: entry.address,
+            strict: entry.strict,
+        }));
+    }
+    Ok(targets)
+}
+
+/// Binds the servers, discovers the endpoints once, and spawns everything on `shutdown`'s
+/// tree. The querier is ready after the first endpoint refresh, as Thanos's is.
 pub async fn start(
     config: &Config,
-    metrics: &MetricsRegistry,
+    registry: &MetricsRegistry,
     shutdown: &Shutdown,
 ) -> Result<Started> {
-    let prober = Prober::new(COMPONENT, metrics);
-    let routes = tonic::service::Routes::new(
-        grpc_server::HealthService::new(prober.clone(), &[]).into_server(),
+    let prober = Prober::new(COMPONENT, registry);
+    let metrics = metrics::QuerierMetrics::new(registry);
+    let discovery = Discovery::new(
+        static_targets(config)?,
+        config.store_sd_files.clone(),
+        config.store_sd_interval,
+        config.store_sd_dns_interval,
+        metrics.clone(),
     );
-    let grpc_address = grpc_server::start(&config.grpc, metrics, routes, shutdown).await?;
-    let router = http_server::router(metrics, &prober, axum::Router::new());
+    // Check the client TLS flags before anything listens: a bad CA path fails startup.
+    strata_common::storeapi::client_tls_config(&config.grpc_client, "localhost")?;
+    let endpoint_set = Arc::new(EndpointSet::new(
+        discovery,
+        config.grpc_client.clone(),
+        config.store_unhealthy_timeout,
+        metrics.clone(),
+    ));
+    let proxy = proxy::Proxy::new(Arc::clone(&endpoint_set), config.store_response_timeout);
+
+    let (store, info) = store_server::ProxyStore::new(proxy.clone()).into_servers();
+    let routes = tonic::service::Routes::new(
+        grpc_server::HealthService::new(prober.clone(), &["thanos.Store", "thanos.info.Info"])
+            .into_server(),
+    )
+    .add_service(store)
+    .add_service(info);
+    let grpc_address = grpc_server::start(&config.grpc, registry, routes, shutdown).await?;
+
+    let api_config = api::ApiConfig {
+        replica_labels: config.query_replica_labels.clone(),
+        partial_response: config.partial_response_enabled(),
+        auto_downsampling: config.query_auto_downsampling,
+        query_timeout: config.query_timeout,
+        lookback_delta: config
+            .query_lookback_delta
+            .unwrap_or(Duration::from_secs(300)),
+        default_step: config.query_default_step,
+        default_evaluation_interval: config.query_default_evaluation_interval,
+        max_samples: config.query_max_samples,
+        dedup_func: dedup::DedupFunc::from_flag(&config.deduplication_func),
+        cors: !config.web_disable_cors,
+        flags: config.flag_values(),
+    };
+    let api = Arc::new(api::Api::new(
+        proxy,
+        api_config,
+        config.query_max_concurrent,
+        metrics,
+    ));
+    let app = api::routes(api).merge(ui::routes());
+    let router = http_server::router(registry, &prober, app);
     let http_address = http_server::start(&config.http, router, shutdown).await?;
     prober.set_healthy();
+
+    endpoint_set.refresh().await;
+    let refresher = Arc::clone(&endpoint_set);
+    shutdown.spawn("endpoint-set", move |token| refresher.run(token));
     prober.set_ready();
     tracing::info!(
         endpoints = ?config.static_endpoints(),
         replica_labels = ?config.query_replica_labels,
-        "starting query node; the query API is not implemented yet"
+        http = %http_address,
+        grpc = %grpc_address,
+        "query node ready"
     );
     Ok(Started {
         http_address,
         grpc_address,
         prober,
+        endpoints: endpoint_set,
     })
 }
 
@@ -70,80 +205,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         + Duration::from_secs(5);
     shutdown
         .run_until_cancelled(|| started.prober.set_shutting_down(), drain)
-        .await
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::*;
-
-    #[test]
-    fn thanos_flags_parse() {
-        let config = Config::try_parse_from([
-            "strata-querier",
-            "--endpoint=a:10901",
-            "--endpoint",
-            "b:10901",
-            "--store=a:10901",
-            "--query.replica-label=replica",
-            "--query.replica-label=rule_replica",
-            "--query.timeout=30s",
-            "--query.max-concurrent=5",
-            "--query.lookback-delta=15m",
-            "--query.auto-downsampling",
-            "--no-query.partial-response",
-            "--store.response-timeout=10s",
-            "--store.sd-files=/etc/sd.yml",
-        ])
-        .expect("valid flags");
-        assert_eq!(
-            config.static_endpoints(),
-            vec!["a:10901".to_owned(), "b:10901".to_owned()]
-        );
-        assert_eq!(
-            config.query_replica_labels,
-            vec!["replica".to_owned(), "rule_replica".to_owned()]
-        );
-        assert_eq!(config.query_timeout, Duration::from_secs(30));
-        assert_eq!(config.query_max_concurrent, 5);
-        assert_eq!(config.query_lookback_delta, Some(Duration::from_secs(900)));
-        assert!(config.query_auto_downsampling);
-        assert!(!config.partial_response_enabled());
-        assert_eq!(config.store_response_timeout, Duration::from_secs(10));
-
-        let defaults = Config::try_parse_from(["strata-querier"]).expect("defaults");
-        assert!(defaults.partial_response_enabled());
-        assert_eq!(defaults.query_lookback_delta, None);
-        assert_eq!(defaults.query_max_concurrent, 20);
-        let explicit = Config::try_parse_from(["strata-querier", "--query.partial-response=false"])
-            .expect("explicit");
-        assert!(!explicit.partial_response_enabled());
-    }
-
-    #[tokio::test]
-    async fn starts_and_stops() {
-        let config = Config::try_parse_from([
-            "strata-querier",
-            "--http-address=127.0.0.1:0",
-            "--grpc-address=127.0.0.1:0",
-            "--http-grace-period=1s",
-            "--grpc-grace-period=1s",
-        ])
-        .expect("valid flags");
-        let shutdown = Shutdown::new();
-        let started = start(&config, &MetricsRegistry::new(), &shutdown)
-            .await
-            .expect("start");
-        tokio::net::TcpStream::connect(started.http_address)
-            .await
-            .expect("http listens");
-        tokio::net::TcpStream::connect(started.grpc_address)
-            .await
-            .expect("grpc listens");
-        shutdown.cancel();
-        assert!(shutdown.wait(Duration::from_secs(10)).await);
-        assert!(shutdown.failure().is_none());
-    }
-}
+mod tests;

@@ -11,7 +11,9 @@ use strata_querier::{Config, SUBCOMMAND, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse_from(args_without_subcommand(SUBCOMMAND));
+    let args = args_without_subcommand(SUBCOMMAND);
+    let mut config = Config::parse_from(args.clone());
+    config.raw_args = args;
     if let Err(err) = telemetry::init_logging(&config.log) {
         eprintln!("error: {err}");
         return ExitCode::FAILURE;

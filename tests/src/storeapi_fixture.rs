@@ -124,6 +124,66 @@ impl FixtureStore {
         })
     }
 
+    /// A store serving downsampled data, as a store gateway serves 5m/1h blocks: for each
+    /// series one aggregate chunk per `resolution_ms` window from `from` to `to` with all five
+    /// aggregates filled and no raw data: count of raw samples (15 s interval), sum = count x
+    /// `level`, min = `level - 2`, max = `level + 2`, and a counter growing `per_second`.
+    pub fn downsampled(
+        external: &[(&str, &str)],
+        labels: &[(&str, &str)],
+        from: i64,
+        to: i64,
+        resolution_ms: i64,
+        level: f64,
+        per_second: f64,
+    ) -> anyhow::Result<Self> {
+        let mut all_labels: Vec<(String, String)> = labels
+            .iter()
+            .chain(external)
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        all_labels.sort();
+        let count = (resolution_ms / 15_000) as f64;
+        let part = |value: &dyn Fn(i64) -> f64| -> anyhow::Result<Option<thanos::Chunk>> {
+            let chunks = counter_chunks(from + resolution_ms, to, resolution_ms, value)?;
+            Ok(chunks.into_iter().next().and_then(|chunk| chunk.raw))
+        };
+        let first = counter_chunks(from + resolution_ms, to, resolution_ms, |_| 0.0)?;
+        let (Some(min_time), Some(max_time)) = (
+            first.first().map(|chunk| chunk.min_time),
+            first.first().map(|chunk| chunk.max_time),
+        ) else {
+            anyhow::bail!("no downsampling window between {from} and {to}");
+        };
+        let chunk = thanos::AggrChunk {
+            min_time,
+            max_time,
+            raw: None,
+            count: part(&|_| count)?,
+            sum: part(&|_| count * level)?,
+            min: part(&|_| level - 2.0)?,
+            max: part(&|_| level + 2.0)?,
+            counter: part(&|t| (t - from) as f64 / 1000.0 * per_second)?,
+        };
+        let series = thanos::Series {
+            labels: all_labels
+                .iter()
+                .map(|(name, value)| thanos::Label::new(name.clone(), value.clone()))
+                .collect(),
+            chunks: vec![chunk],
+        };
+        Ok(Self {
+            external: external
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+            inner: InMemoryStore::new(vec![series]),
+            behaviour: Behaviour::Serve,
+            min_time: from,
+            max_time: to,
+        })
+    }
+
     /// A store that answers Info with `external` labels but hangs on Series.
     pub fn hanging(external: &[(&str, &str)]) -> Self {
         Self {

@@ -1,0 +1,219 @@
+use strata_tsdb::chunkenc::XorAppender;
+
+use super::*;
+
+pub(crate) fn xor_chunk(samples: &[(i64, f64)]) -> thanos::AggrChunk {
+    let mut appender = XorAppender::new();
+    for &(t, v) in samples {
+        appender.append(t, v).expect("append");
+    }
+    let data = appender.bytes();
+    thanos::AggrChunk {
+        min_time: samples.first().map_or(0, |s| s.0),
+        max_time: samples.last().map_or(0, |s| s.0),
+        raw: Some(thanos::Chunk {
+            r#type: thanos::chunk::Encoding::Xor as i32,
+            hash: xxhash_rust::xxh64::xxh64(&data, 0),
+            data: data.into(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn series_iterator_penalty(
+    name: String,
+    chunks: Vec<thanos::AggrChunk>,
+    mode: ChunkReadMode,
+) -> Box<dyn SampleIterator + Send> {
+    series_iterator(name, chunks, mode, DedupFunc::Penalty)
+}
+
+#[test]
+fn chain_merges_every_sample_once() {
+    let a = samples(0, 60_000, 15_000, |_| 1.0);
+    let b = samples(5_000, 65_000, 15_000, |_| 2.0);
+    let out = collect(series_iterator(
+        "s".into(),
+        vec![
+            xor_chunk(&a),
+            xor_chunk(&b),
+            xor_chunk(&[(0, 1.0), (7_000, 3.0)]),
+        ],
+        ChunkReadMode::Average,
+        DedupFunc::Chain,
+    ));
+    let timestamps: Vec<i64> = out.iter().map(|(t, _)| *t).collect();
+    assert_eq!(
+        timestamps,
+        vec![
+            0, 5_000, 7_000, 15_000, 20_000, 30_000, 35_000, 45_000, 50_000, 60_000, 65_000
+        ]
+    );
+    assert_eq!(DedupFunc::from_flag("chain"), DedupFunc::Chain);
+    assert_eq!(DedupFunc::from_flag("penalty"), DedupFunc::Penalty);
+}
+
+fn collect(mut iterator: Box<dyn SampleIterator + Send>) -> Vec<(i64, f64)> {
+    let mut out = Vec::new();
+    while let Some(point) = iterator.next_sample().expect("sample") {
+        out.push((point.t, point.v));
+    }
+    out
+}
+
+fn samples(from: i64, to: i64, step: i64, value: impl Fn(i64) -> f64) -> Vec<(i64, f64)> {
+    (0..)
+        .map(|i| from + i * step)
+        .take_while(|t| *t <= to)
+        .map(|t| (t, value(t)))
+        .collect()
+}
+
+#[test]
+fn one_replica_reads_all_chunks_in_order() {
+    let first = samples(0, 60_000, 15_000, |t| t as f64);
+    let second = samples(75_000, 120_000, 15_000, |t| t as f64);
+    let iterator = series_iterator_penalty(
+        "s".into(),
+        vec![xor_chunk(&second), xor_chunk(&first)],
+        ChunkReadMode::Average,
+    );
+    let expected: Vec<_> = first.iter().chain(&second).copied().collect();
+    assert_eq!(collect(iterator), expected);
+}
+
+#[test]
+fn seek_skips_chunks() {
+    let first = samples(0, 60_000, 15_000, |t| t as f64);
+    let second = samples(75_000, 120_000, 15_000, |t| t as f64);
+    let mut iterator = ChunkIterator::new(
+        "s".into(),
+        vec![xor_chunk(&first), xor_chunk(&second)],
+        ChunkReadMode::Average,
+    );
+    let point = iterator.seek(80_000).expect("seek").expect("point");
+    assert_eq!((point.t, point.v), (90_000, 90_000.0));
+    let next = iterator.next_sample().expect("next").expect("point");
+    assert_eq!(next.t, 105_000);
+}
+
+#[test]
+fn penalty_dedup_fills_a_gap_from_the_other_replica() {
+    // Replica A scrapes at 0, 15s, ... but misses 60s..120s; replica B is offset by 5s.
+    let a: Vec<_> = samples(0, 180_000, 15_000, |_| 1.0)
+        .into_iter()
+        .filter(|(t, _)| !(60_000..=120_000).contains(t))
+        .collect();
+    let b = samples(5_000, 185_000, 15_000, |_| 2.0);
+    let a_chunks = vec![
+        xor_chunk(&a[..4]), // 0..45s
+        xor_chunk(&a[4..]), // 135s..180s
+    ];
+    let mut chunks = a_chunks;
+    chunks.push(xor_chunk(&b));
+    let out = collect(series_iterator_penalty(
+        "s".into(),
+        chunks,
+        ChunkReadMode::Average,
+    ));
+    // Timestamps strictly increase and no two samples are closer than the scrape offset.
+    assert!(out.windows(2).all(|w| w[0].0 < w[1].0), "{out:?}");
+    // Starts on A; after A's last sample (45s) B's samples within twice A's interval are
+    // skipped (penalty 30s), so B takes over at 80s and, having no gap, keeps the series
+    // instead of bouncing back to A at 135s.
+    assert_eq!(out.first(), Some(&(0, 1.0)));
+    assert!(out.contains(&(45_000, 1.0)), "{out:?}");
+    assert!(!out.contains(&(50_000, 2.0)), "{out:?}");
+    assert!(out.contains(&(80_000, 2.0)), "{out:?}");
+    assert!(out.contains(&(185_000, 2.0)), "{out:?}");
+    assert!(!out.contains(&(150_000, 1.0)), "{out:?}");
+    // No sample pairs from both replicas within one scrape interval.
+    assert!(out.windows(2).all(|w| w[1].0 - w[0].0 >= 10_000), "{out:?}");
+}
+
+#[test]
+fn counter_switch_to_a_lower_replica_is_adjusted() {
+    // A counts 100, 110, ... and stops at 45s; B is 50 lower throughout.
+    let a = samples(0, 45_000, 15_000, |t| 100.0 + (t / 1_500) as f64);
+    let b = samples(5_000, 120_000, 15_000, |t| 50.0 + (t / 1_500) as f64);
+    let chunks = vec![xor_chunk(&a), xor_chunk(&b)];
+    let counter = collect(series_iterator_penalty(
+        "s".into(),
+        chunks.clone(),
+        ChunkReadMode::Counter,
+    ));
+    assert!(
+        counter.windows(2).all(|w| w[1].1 >= w[0].1),
+        "counter went down: {counter:?}"
+    );
+    let plain = collect(series_iterator_penalty(
+        "s".into(),
+        chunks,
+        ChunkReadMode::Average,
+    ));
+    assert!(
+        plain.windows(2).any(|w| w[1].1 < w[0].1),
+        "without counter mode the switch shows as a reset: {plain:?}"
+    );
+}
+
+#[test]
+fn identical_chunks_from_two_stores_are_dropped() {
+    let data = samples(0, 60_000, 15_000, |t| t as f64);
+    let mut chunks = vec![xor_chunk(&data), xor_chunk(&data)];
+    chunks[1].raw.as_mut().expect("raw").hash = 0;
+    dedup_chunks(&mut chunks);
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(overlap_split(chunks).len(), 1);
+}
+
+#[test]
+fn average_of_downsampled_chunks() {
+    let sums = xor_chunk(&[(300_000, 10.0), (600_000, 30.0)]);
+    let counts = xor_chunk(&[(300_000, 2.0), (600_000, 3.0)]);
+    let chunk = thanos::AggrChunk {
+        min_time: 300_000,
+        max_time: 600_000,
+        sum: sums.raw,
+        count: counts.raw,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    decode_chunk(&chunk, ChunkReadMode::Average, &mut out).expect("decode");
+    assert_eq!(out, vec![(300_000, 5.0), (600_000, 10.0)]);
+    assert_eq!(
+        ChunkReadMode::for_function(Some("rate")),
+        ChunkReadMode::Counter
+    );
+    assert_eq!(
+        ChunkReadMode::for_function(Some("sum")),
+        ChunkReadMode::Average
+    );
+}
+
+#[test]
+fn corrupt_chunk_is_an_error_not_a_panic() {
+    let chunk = thanos::AggrChunk {
+        min_time: 0,
+        max_time: 10,
+        raw: Some(thanos::Chunk {
+            r#type: 0,
+            data: vec![0, 9, 1].into(),
+            hash: 0,
+        }),
+        ..Default::default()
+    };
+    let mut iterator = series_iterator_penalty("s".into(), vec![chunk], ChunkReadMode::Average);
+    let mut failed = false;
+    for _ in 0..20 {
+        match iterator.next_sample() {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed);
+}

@@ -1,0 +1,245 @@
+//! The querier as a StoreAPI server (component type `query`), so a global querier can stack on
+//! per-cluster queriers. Series, LabelNames and LabelValues go through the same fan-out as the
+//! HTTP API; merged series are streamed as they are merged. The Info API advertises the union
+//! of the healthy stores' label sets and time range, and `without_replica_labels` support (the
+//! fan-out strips and re-sorts itself).
+
+use std::pin::Pin;
+
+use futures::Stream;
+use strata_common::error::ClassifiedError;
+use strata_common::labels::{labels_to_proto, matchers_from_proto};
+use strata_proto::thanos;
+use strata_proto::thanos::info::info_server::{Info, InfoServer};
+use strata_proto::thanos::store_server::{Store, StoreServer};
+use strata_tsdb::labels::Labels;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::proxy::{LabelsQuery, Proxy, SeriesQuery, Warnings, merged_to_proto};
+
+/// Frames buffered between the fan-out and the gRPC stream.
+const FRAME_BUFFER: usize = 64;
+
+/// The proxy StoreAPI.
+#[derive(Debug, Clone)]
+pub struct ProxyStore {
+    proxy: Proxy,
+}
+
+impl ProxyStore {
+    pub fn new(proxy: Proxy) -> Self {
+        Self { proxy }
+    }
+
+    pub fn into_servers(self) -> (StoreServer<Self>, InfoServer<Self>) {
+        let max = strata_common::grpc_server::MAX_MESSAGE_SIZE;
+        (
+            StoreServer::new(self.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            InfoServer::new(self)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+    }
+
+    /// Union of the healthy stores' label sets (sorted, unique) and time range.
+    fn advertised(&self) -> (Vec<Labels>, i64, i64) {
+        let usable = self.proxy.endpoints.usable();
+        let mut sets: Vec<Labels> = usable
+            .iter()
+            .flat_map(|(_, info)| info.label_sets.iter().cloned())
+            .collect();
+        sets.sort();
+        sets.dedup();
+        let min_time = usable.iter().map(|(_, info)| info.min_time).min();
+        let max_time = usable.iter().map(|(_, info)| info.max_time).max();
+        match (min_time, max_time) {
+            (Some(min_time), Some(max_time)) => (sets, min_time, max_time),
+            // No store yet: advertise an empty range so nobody selects us for data.
+            _ => (sets, i64::MAX, i64::MIN),
+        }
+    }
+}
+
+fn partial_response(strategy: i32, disabled: bool) -> bool {
+    !disabled && strategy != thanos::PartialResponseStrategy::Abort as i32
+}
+
+type FrameStream = Pin<Box<dyn Stream<Item = Result<thanos::SeriesResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Store for ProxyStore {
+    async fn info(
+        &self,
+        _request: Request<thanos::InfoRequest>,
+    ) -> Result<Response<thanos::InfoResponse>, Status> {
+        let (sets, min_time, max_time) = self.advertised();
+        Ok(Response::new(thanos::InfoResponse {
+            labels: Vec::new(),
+            min_time,
+            max_time,
+            store_type: thanos::StoreType::Query as i32,
+            label_sets: sets
+                .iter()
+                .map(|set| thanos::LabelSet {
+                    labels: labels_to_proto(set),
+                })
+                .collect(),
+        }))
+    }
+
+    type SeriesStream = FrameStream;
+
+    async fn series(
+        &self,
+        request: Request<thanos::SeriesRequest>,
+    ) -> Result<Response<Self::SeriesStream>, Status> {
+        let request = request.into_inner();
+        let matchers =
+            matchers_from_proto(&request.matchers).map_err(|err| err.to_grpc_status())?;
+        let partial = partial_response(
+            request.partial_response_strategy,
+            request.partial_response_disabled,
+        );
+        let query = SeriesQuery {
+            min_time: request.min_time,
+            max_time: request.max_time,
+            matchers,
+            replica_labels: request.without_replica_labels.clone(),
+            partial_response: partial,
+            skip_chunks: request.skip_chunks,
+            max_resolution_window: request.max_resolution_window,
+            aggregates: request
+                .aggregates
+                .iter()
+                .filter_map(|aggr| thanos::Aggr::try_from(*aggr).ok())
+                .collect(),
+            query_hints: request.query_hints.clone(),
+            deadline: None,
+        };
+        let warnings = Warnings::default();
+        let mut merged = self
+            .proxy
+            .series(query, warnings.clone())
+            .map_err(|err| err.to_grpc_status())?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(FRAME_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                // A client that went away ends the fan-out at once, even mid-wait.
+                let next = tokio::select! {
+                    biased;
+                    () = sender.closed() => return,
+                    next = merged.recv() => next,
+                };
+                let Some(item) = next else { break };
+                let frame = match item {
+                    Ok(series) => Ok(thanos::SeriesResponse::from_series(merged_to_proto(series))),
+                    Err(err) => Err(err.to_grpc_status()),
+                };
+                let failed = frame.is_err();
+                if sender.send(frame).await.is_err() || failed {
+                    return;
+                }
+            }
+            // Warnings of failed stores are complete once the merged stream has ended.
+            for warning in warnings.take() {
+                if sender
+                    .send(Ok(thanos::SeriesResponse::from_warning(warning)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn label_names(
+        &self,
+        request: Request<thanos::LabelNamesRequest>,
+    ) -> Result<Response<thanos::LabelNamesResponse>, Status> {
+        let request = request.into_inner();
+        let query = LabelsQuery {
+            min_time: request.start,
+            max_time: request.end,
+            matchers: matchers_from_proto(&request.matchers).map_err(|err| err.to_grpc_status())?,
+            replica_labels: request.without_replica_labels,
+            partial_response: partial_response(
+                request.partial_response_strategy,
+                request.partial_response_disabled,
+            ),
+            deadline: None,
+        };
+        let warnings = Warnings::default();
+        let names = self
+            .proxy
+            .label_names(query, &warnings)
+            .await
+            .map_err(|err| err.to_grpc_status())?;
+        Ok(Response::new(thanos::LabelNamesResponse {
+            names,
+            warnings: warnings.take(),
+            hints: None,
+        }))
+    }
+
+    async fn label_values(
+        &self,
+        request: Request<thanos::LabelValuesRequest>,
+    ) -> Result<Response<thanos::LabelValuesResponse>, Status> {
+        let request = request.into_inner();
+        let query = LabelsQuery {
+            min_time: request.start,
+            max_time: request.end,
+            matchers: matchers_from_proto(&request.matchers).map_err(|err| err.to_grpc_status())?,
+            replica_labels: request.without_replica_labels,
+            partial_response: partial_response(
+                request.partial_response_strategy,
+                request.partial_response_disabled,
+            ),
+            deadline: None,
+        };
+        let warnings = Warnings::default();
+        let values = self
+            .proxy
+            .label_values(&request.label, query, &warnings)
+            .await
+            .map_err(|err| err.to_grpc_status())?;
+        Ok(Response::new(thanos::LabelValuesResponse {
+            values,
+            warnings: warnings.take(),
+            hints: None,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl Info for ProxyStore {
+    async fn info(
+        &self,
+        _request: Request<thanos::info::InfoRequest>,
+    ) -> Result<Response<thanos::info::InfoResponse>, Status> {
+        let (sets, min_time, max_time) = self.advertised();
+        Ok(Response::new(thanos::info::InfoResponse {
+            label_sets: sets
+                .iter()
+                .map(|set| thanos::ZLabelSet {
+                    labels: labels_to_proto(set),
+                })
+                .collect(),
+            component_type: "query".to_owned(),
+            store: Some(thanos::info::StoreInfo {
+                min_time,
+                max_time,
+                supports_sharding: false,
+                supports_without_replica_labels: true,
+                tsdb_infos: Vec::new(),
+                supports_projections: false,
+            }),
+            ..Default::default()
+        }))
+    }
+}

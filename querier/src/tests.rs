@@ -1,0 +1,73 @@
+//! Tests of the querier's wiring: flags, startup and shutdown.
+
+use clap::Parser;
+
+use super::*;
+
+#[test]
+fn thanos_flags_parse() {
+    let config = Config::try_parse_from([
+        "strata-querier",
+        "--endpoint=a:10901",
+        "--endpoint",
+        "b:10901",
+        "--store=a:10901",
+        "--query.replica-label=replica",
+        "--query.replica-label=rule_replica",
+        "--query.timeout=30s",
+        "--query.max-concurrent=5",
+        "--query.lookback-delta=15m",
+        "--query.auto-downsampling",
+        "--no-query.partial-response",
+        "--store.response-timeout=10s",
+        "--store.sd-files=/etc/sd.yml",
+    ])
+    .expect("valid flags");
+    assert_eq!(
+        config.static_endpoints(),
+        vec!["a:10901".to_owned(), "b:10901".to_owned()]
+    );
+    assert_eq!(
+        config.query_replica_labels,
+        vec!["replica".to_owned(), "rule_replica".to_owned()]
+    );
+    assert_eq!(config.query_timeout, Duration::from_secs(30));
+    assert_eq!(config.query_max_concurrent, 5);
+    assert_eq!(config.query_lookback_delta, Some(Duration::from_secs(900)));
+    assert!(config.query_auto_downsampling);
+    assert!(!config.partial_response_enabled());
+    assert_eq!(config.store_response_timeout, Duration::from_secs(10));
+
+    let defaults = Config::try_parse_from(["strata-querier"]).expect("defaults");
+    assert!(defaults.partial_response_enabled());
+    assert_eq!(defaults.query_lookback_delta, None);
+    assert_eq!(defaults.query_max_concurrent, 20);
+    let explicit = Config::try_parse_from(["strata-querier", "--query.partial-response=false"])
+        .expect("explicit");
+    assert!(!explicit.partial_response_enabled());
+}
+
+#[tokio::test]
+async fn starts_and_stops() {
+    let config = Config::try_parse_from([
+        "strata-querier",
+        "--http-address=127.0.0.1:0",
+        "--grpc-address=127.0.0.1:0",
+        "--http-grace-period=1s",
+        "--grpc-grace-period=1s",
+    ])
+    .expect("valid flags");
+    let shutdown = Shutdown::new();
+    let started = start(&config, &MetricsRegistry::new(), &shutdown)
+        .await
+        .expect("start");
+    tokio::net::TcpStream::connect(started.http_address)
+        .await
+        .expect("http listens");
+    tokio::net::TcpStream::connect(started.grpc_address)
+        .await
+        .expect("grpc listens");
+    shutdown.cancel();
+    assert!(shutdown.wait(Duration::from_secs(10)).await);
+    assert!(shutdown.failure().is_none());
+}
