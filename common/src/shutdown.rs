@@ -142,6 +142,40 @@ impl Shutdown {
     }
 }
 
+/// What every service binary does once its flags are parsed: set up logging from `log`, install
+/// the signal handlers on a new shutdown tree, run the service, and turn the outcome into the
+/// process exit code (errors are logged with their whole chain, naming `component`).
+pub async fn run_service<E, Fut>(
+    log: &crate::flags::LogFlags,
+    component: &str,
+    run: impl FnOnce(Shutdown) -> Fut,
+) -> std::process::ExitCode
+where
+    E: std::error::Error,
+    Fut: Future<Output = std::result::Result<(), E>>,
+{
+    use std::process::ExitCode;
+    if let Err(err) = crate::telemetry::init_logging(log) {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
+    let shutdown = Shutdown::new();
+    if let Err(err) = shutdown.cancel_on_signals() {
+        tracing::error!(error = %err, "install signal handlers");
+        return ExitCode::FAILURE;
+    }
+    match run(shutdown).await {
+        Ok(()) => {
+            tracing::info!("exiting");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(error = %crate::error::error_chain(&err), "{component} failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
