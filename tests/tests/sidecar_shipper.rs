@@ -351,7 +351,12 @@ async fn sidecar_retries_uploads_while_s3_is_unreachable() -> anyhow::Result<()>
         Ok((syncs >= 2.0 && operations >= 2.0).then_some(()))
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(3).saturating_sub(outage.elapsed())).await;
+    // 3 s keeps CI quick; STRATA_TEST_S3_OUTAGE_SECS=120 replays the two-minute outage.
+    let outage_secs = std::env::var("STRATA_TEST_S3_OUTAGE_SECS")
+        .ok()
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or(3);
+    tokio::time::sleep(Duration::from_secs(outage_secs).saturating_sub(outage.elapsed())).await;
     let (_, metrics) = http_get(&metrics_url).await?;
     assert_eq!(
         metric_value(&metrics, "thanos_shipper_uploads_total"),
