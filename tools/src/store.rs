@@ -8,6 +8,10 @@
 //! sent by several stores (a querier without dedup) is merged, keeping the first sample of each
 //! timestamp, as Prometheus merges overlapping blocks. Like promtool 2.42, a series stops at its
 //! first native-histogram chunk. Warnings from the endpoint go to stderr.
+//!
+//! `store series --stats` prints instead what the endpoint sent and how fast (series,
+//! chunks, samples from the chunk headers, chunk bytes, seconds to the end of the stream):
+//! the endpoint's throughput, measured without decoding or printing samples.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -46,6 +50,10 @@ pub struct SeriesArgs {
     #[arg(long = "max-time", default_value_t = i64::MAX, allow_negative_numbers = true)]
     max_time: i64,
 
+    /// Print what the endpoint sent and how fast instead of the samples.
+    #[arg(long)]
+    stats: bool,
+
     #[command(flatten)]
     tls: GrpcClientFlags,
 }
@@ -55,10 +63,12 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<ExitCode> {
         StoreCommand::Series(args) => {
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());
-            match dump_series(&args, &mut out)
-                .await
-                .and_then(|()| out.flush().map_err(anyhow::Error::from))
-            {
+            let result = if args.stats {
+                stream_stats(&args, &mut out).await
+            } else {
+                dump_series(&args, &mut out).await
+            };
+            match result.and_then(|()| out.flush().map_err(anyhow::Error::from)) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 // `strata-tools store series ... | head` is not an error.
                 Err(err) if is_broken_pipe(&err) => Ok(ExitCode::SUCCESS),
@@ -76,8 +86,8 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Calls Series as `args` say and writes the dump lines to `out`.
-async fn dump_series(args: &SeriesArgs, out: &mut impl Write) -> anyhow::Result<()> {
+/// Opens the Series stream that `args` ask for.
+async fn open_series(args: &SeriesArgs) -> anyhow::Result<strata_common::storeapi::SeriesStream> {
     if args.min_time > args.max_time {
         bail!(
             "--min-time {} is after --max-time {}",
@@ -94,7 +104,49 @@ async fn dump_series(args: &SeriesArgs, out: &mut impl Write) -> anyhow::Result<
         matchers: matchers_to_proto(&matchers),
         ..Default::default()
     };
-    let mut stream = client.series(request).await?;
+    Ok(client.series(request).await?)
+}
+
+/// Reads the whole Series stream, counting what arrives, and writes the totals and rates.
+async fn stream_stats(args: &SeriesArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut stream = open_series(args).await?;
+    let (mut series, mut chunks, mut samples, mut bytes, mut warnings) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    while let Some(item) = stream.next_item().await? {
+        match item {
+            SeriesItem::Series(frame) => {
+                series += 1;
+                for chunk in frame.chunks.iter().filter_map(|c| c.raw.as_ref()) {
+                    chunks += 1;
+                    bytes += chunk.data.len() as u64;
+                    if let [high, low, ..] = chunk.data[..] {
+                        samples += u64::from(u16::from_be_bytes([high, low]));
+                    }
+                }
+            }
+            SeriesItem::Warning(warning) => {
+                warnings += 1;
+                eprintln!("warning: {}: {warning}", args.endpoint);
+            }
+            SeriesItem::Hints(_) => {}
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    writeln!(
+        out,
+        "series={series} chunks={chunks} samples={samples} chunk_bytes={bytes} warnings={warnings} \
+         seconds={seconds:.3} series_per_second={:.0} samples_per_second={:.0} mb_per_second={:.2}",
+        series as f64 / seconds,
+        samples as f64 / seconds,
+        bytes as f64 / seconds / 1e6
+    )?;
+    Ok(())
+}
+
+/// Calls Series as `args` say and writes the dump lines to `out`.
+async fn dump_series(args: &SeriesArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let mut stream = open_series(args).await?;
     // Buffered (compressed chunks only) so that output is in label order even when the
     // endpoint sends the same series more than once.
     let mut series: BTreeMap<Labels, Vec<thanos::AggrChunk>> = BTreeMap::new();

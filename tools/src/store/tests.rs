@@ -40,6 +40,7 @@ fn args(endpoint: String, selector: &str, min_time: i64, max_time: i64) -> Serie
         selector: selector.to_owned(),
         min_time,
         max_time,
+        stats: false,
         tls: GrpcClientFlags::default(),
     }
 }
@@ -155,4 +156,26 @@ async fn reports_bad_input() {
         .await
         .expect_err("corrupt chunk");
     assert!(format!("{err:#}").contains("bad"), "{err:#}");
+}
+
+#[tokio::test]
+async fn stats_count_what_the_endpoint_sent() {
+    let shutdown = CancellationToken::new();
+    let address = test_store()
+        .serve_on_loopback(shutdown.clone())
+        .await
+        .expect("serve");
+    let mut out = Vec::new();
+    let mut args = args(address.to_string(), "up", i64::MIN, i64::MAX);
+    args.stats = true;
+    let result = stream_stats(&args, &mut out).await;
+    shutdown.cancel();
+    result.expect("stats");
+    let text = String::from_utf8_lossy(&out);
+    // job="a" comes in three frames but is one series of three chunks and five samples.
+    assert!(
+        text.starts_with("series=2 chunks=4 samples=7 chunk_bytes="),
+        "{text}"
+    );
+    assert!(text.contains(" warnings=0 seconds="), "{text}");
 }
