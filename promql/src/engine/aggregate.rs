@@ -22,7 +22,7 @@ pub(crate) struct Grouping {
 }
 
 impl Grouping {
-    fn from_modifier(m: &Option<LabelModifier>) -> Self {
+    pub(crate) fn from_modifier(m: &Option<LabelModifier>) -> Self {
         match m {
             None => Grouping {
                 by: true,
@@ -40,7 +40,7 @@ impl Grouping {
     }
 
     /// The group's label set for a series.
-    fn group_labels(&self, l: &Labels) -> Labels {
+    pub(crate) fn group_labels(&self, l: &Labels) -> Labels {
         if self.by {
             l.keep_only(&self.labels)
         } else {
@@ -224,6 +224,12 @@ pub(crate) fn eval_aggregate(
     {
         return eval_fused(ev, op, &grouping, call, rng);
     }
+    if matches!(op, "topk" | "bottomk")
+        && let Some(call) = super::topk::fusable(input_expr)
+    {
+        let params = param_scalar.unwrap_or_else(|| vec![f64::NAN; n]);
+        return super::topk::eval_fused_k(ev, op == "topk", &grouping, call, &params, rng);
+    }
     let input = match input_expr {
         Expr::VectorSelector(vs) => {
             let spec = ev.selector_spec(vs)?;
@@ -263,20 +269,11 @@ pub(crate) fn eval_aggregate(
         let param = params.get(step_idx).copied().unwrap_or(f64::NAN);
         let mut k = 0usize;
         if is_k {
-            if !(param <= i64::MAX as f64 && param >= i64::MIN as f64) {
-                return Err(Error::exec(format!(
-                    "Scalar value {} overflows int64",
-                    go_float_v(param)
-                )));
-            }
-            let ki = param as i64;
-            if ki < 1 {
+            k = step_k(param)?.min(step.len().max(1));
+            if k == 0 {
                 out_steps.push(Vec::new());
                 continue;
             }
-            k = usize::try_from(ki)
-                .unwrap_or(usize::MAX)
-                .min(step.len().max(1));
         }
         order.clear();
         for &(idx, v) in step {
@@ -361,8 +358,25 @@ pub(crate) fn eval_aggregate(
     }))
 }
 
+/// The k of `topk`/`bottomk` at one step: Prometheus's error for a parameter outside int64,
+/// 0 (an empty step) below 1.
+pub(crate) fn step_k(param: f64) -> Result<usize> {
+    if !(param <= i64::MAX as f64 && param >= i64::MIN as f64) {
+        return Err(Error::exec(format!(
+            "Scalar value {} overflows int64",
+            go_float_v(param)
+        )));
+    }
+    let k = param as i64;
+    Ok(if k < 1 {
+        0
+    } else {
+        usize::try_from(k).unwrap_or(usize::MAX)
+    })
+}
+
 /// Go's vectorByValueHeap (topk) / vectorByReverseValueHeap (bottomk) `Less`.
-fn heap_less(a: f64, b: f64, top: bool) -> bool {
+pub(crate) fn heap_less(a: f64, b: f64, top: bool) -> bool {
     if a.is_nan() {
         return true;
     }
@@ -370,7 +384,7 @@ fn heap_less(a: f64, b: f64, top: bool) -> bool {
 }
 
 /// container/heap `up`.
-fn heap_up(h: &mut [(u32, f64)], mut j: usize, top: bool) {
+pub(crate) fn heap_up(h: &mut [(u32, f64)], mut j: usize, top: bool) {
     while j > 0 {
         let i = (j - 1) / 2;
         if !heap_less(h[j].1, h[i].1, top) {
@@ -405,7 +419,7 @@ fn heap_down(h: &mut [(u32, f64)], i0: usize, top: bool) -> bool {
 }
 
 /// container/heap `Fix`.
-fn heap_fix(h: &mut [(u32, f64)], i: usize, top: bool) {
+pub(crate) fn heap_fix(h: &mut [(u32, f64)], i: usize, top: bool) {
     if !heap_down(h, i, top) {
         heap_up(h, i, top);
     }
