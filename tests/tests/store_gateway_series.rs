@@ -17,12 +17,20 @@ use strata_tests::store_gateway::{
 
 const EXTERNAL: [(&str, &str); 2] = [("cluster", "eu1"), ("replica", "a")];
 
+/// 1,500 series over 6 h keeps CI quick; `STRATA_TEST_SERIES=10000 STRATA_TEST_HOURS=24` runs
+/// the full-size data set through the same checks.
 fn spec() -> DataSpec {
+    let env = |name: &str, default: i64| -> i64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(default)
+    };
     DataSpec {
-        series: 1500,
-        // 6h across 2h block boundaries: promtool writes several blocks.
+        series: usize::try_from(env("STRATA_TEST_SERIES", 1500)).unwrap_or(1500),
+        // Across 2h block boundaries: promtool writes several blocks.
         start_ms: 1_700_006_400_000 - 30 * 60 * 1000,
-        duration_ms: 6 * 3600 * 1000,
+        duration_ms: env("STRATA_TEST_HOURS", 6) * 3600 * 1000,
         interval_ms: 60_000,
         seed: 7,
     }

@@ -280,7 +280,11 @@ fn fused_topk_equals_the_materialised_evaluation() {
     for op in ["topk", "bottomk"] {
         for k in ["1", "2", "5", "40", "0", "scalar(g{i=\"3\"})"] {
             for grouping in ["", " by (grp)", " without (grp)", " by (i)"] {
-                for inner in ["rate(g[1m])", "max_over_time(g[2m])", "sum_over_time(g[30s])"] {
+                for inner in [
+                    "rate(g[1m])",
+                    "max_over_time(g[2m])",
+                    "sum_over_time(g[30s])",
+                ] {
                     // `* 1` forces the materialised path and changes no value.
                     let fused = format!("{op}{grouping} ({k}, {inner})");
                     let plain = format!("{op}{grouping} ({k}, {inner} * 1)");
