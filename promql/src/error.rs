@@ -13,6 +13,10 @@ pub enum Error {
     /// The query text does not parse; `position` is `line:column` (1-based) like Prometheus.
     #[error("{position}: parse error: {message}")]
     Parse { position: String, message: String },
+    /// A query that parses but cannot be evaluated as asked (a range query of a range vector
+    /// or string): Prometheus rejects it before evaluation, as bad input.
+    #[error("{message}")]
+    InvalidQuery { message: String },
     /// A runtime evaluation error; the message is Prometheus's text for the same condition.
     #[error("{message}")]
     Execution { message: String },

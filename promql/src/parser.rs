@@ -122,15 +122,18 @@ fn register_2x_functions() {
 /// Parses a PromQL 2.42 expression.
 pub fn parse(query: &str) -> Result<Expr> {
     register_2x_functions();
-    // The parser is third-party code: a panic in it must not take the process down.
-    let parsed = std::panic::catch_unwind(|| promql_parser::parser::parse(query))
-        .unwrap_or_else(|_| Err("internal parser error".to_string()));
-    let expr = parsed.map_err(|message| {
+    let expr = crate_parse(query).map_err(|message| {
         let (position, message) = translate_error(query, &message);
         Error::Parse { position, message }
     })?;
     validate(&expr, query)?;
     Ok(expr)
+}
+
+/// The crate's parser. It is third-party code: a panic in it must not take the process down.
+fn crate_parse(query: &str) -> std::result::Result<Expr, String> {
+    std::panic::catch_unwind(|| promql_parser::parser::parse(query))
+        .unwrap_or_else(|_| Err("internal parser error".to_string()))
 }
 
 /// Rejects what 2.42 would not parse but the crate accepts.
@@ -144,7 +147,29 @@ fn validate(expr: &Expr, query: &str) -> Result<()> {
                     message: format!("unknown function with name {name:?}"),
                 });
             }
-            call.args.args.iter().try_for_each(|a| validate(a, query))
+            // Prometheus's checkAST: each argument checked (depth first), then its type.
+            for (i, arg) in call.args.args.iter().enumerate() {
+                validate(arg, query)?;
+                let Some(want) = call.func.arg_types.get(i).or_else(|| {
+                    (call.func.variadic != 0)
+                        .then(|| call.func.arg_types.last())
+                        .flatten()
+                }) else {
+                    break;
+                };
+                let got = arg.value_type();
+                if got != *want {
+                    return Err(Error::Parse {
+                        position: argument_position(query, name, i),
+                        message: format!(
+                            "expected type {} in call to function {name:?}, got {}",
+                            type_name(&want.to_string()),
+                            type_name(&got.to_string())
+                        ),
+                    });
+                }
+            }
+            Ok(())
         }
         Expr::Aggregate(agg) => {
             let op_string = agg.op.to_string();
@@ -271,7 +296,7 @@ fn translate_error(query: &str, message: &str) -> (String, String) {
         && let Some((want, rest)) = rest.split_once(" in call to function '")
         && let Some((func, got)) = rest.split_once("', got ")
     {
-        let position = position_after_paren(query, func);
+        let position = mismatched_argument_position(query, func, type_name(got));
         return (
             position,
             format!(
@@ -322,7 +347,12 @@ fn translate_error(query: &str, message: &str) -> (String, String) {
             message.to_string(),
         );
     }
-    (guess_position(query, message), message.to_string())
+    // "offset modifier must be preceded by an vector selector or matrix selector ..."
+    let message = message.replace(
+        "an vector selector or matrix selector",
+        "an instant vector selector or range vector selector",
+    );
+    (guess_position(query, &message), message)
 }
 
 /// Prometheus's names of value types.
@@ -341,19 +371,74 @@ fn first_non_space(query: &str, from: usize) -> String {
     offset_to_position(query, from + skipped)
 }
 
-/// Position of the first argument of the first call of `func`.
-fn position_after_paren(query: &str, func: &str) -> String {
+/// Byte ranges of the arguments of the first call of `func` (top-level commas split them;
+/// brackets and quoted strings are skipped).
+fn argument_spans(query: &str, func: &str) -> Vec<(usize, usize)> {
     let mut search = 0;
     while let Some(rel) = query.get(search..).and_then(|s| s.find(func)) {
         let after = search + rel + func.len();
         let rest = query.get(after..).unwrap_or("");
         let trimmed = rest.trim_start();
-        if trimmed.starts_with('(') {
-            return first_non_space(query, after + (rest.len() - trimmed.len()) + 1);
+        if !trimmed.starts_with('(') {
+            search = after;
+            continue;
         }
-        search = after;
+        let open = after + (rest.len() - trimmed.len());
+        let mut spans = Vec::new();
+        let mut start = open + 1;
+        let mut depth = 0usize;
+        let mut quote: Option<char> = None;
+        let mut escaped = false;
+        for (i, c) in query.get(open + 1..).unwrap_or("").char_indices() {
+            let at = open + 1 + i;
+            match (quote, c) {
+                (Some(_), '\\') if !escaped => {
+                    escaped = true;
+                    continue;
+                }
+                (Some(q), c) if c == q && !escaped => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'' | '`') => quote = Some(c),
+                (None, '(' | '[' | '{') => depth += 1,
+                (None, ')' | ']' | '}') => match depth.checked_sub(1) {
+                    Some(d) => depth = d,
+                    None => {
+                        spans.push((start, at));
+                        return spans;
+                    }
+                },
+                (None, ',') if depth == 0 => {
+                    spans.push((start, at));
+                    start = at + 1;
+                }
+                _ => {}
+            }
+            escaped = false;
+        }
+        spans.push((start, query.len()));
+        return spans;
     }
-    "1:1".to_string()
+    Vec::new()
+}
+
+/// Position of argument `index` of the first call of `func`.
+fn argument_position(query: &str, func: &str, index: usize) -> String {
+    match argument_spans(query, func).get(index) {
+        Some(&(start, _)) => first_non_space(query, start),
+        None => "1:1".to_string(),
+    }
+}
+
+/// Position of the first argument of `func` whose own type is `got` (Prometheus's name), for
+/// the crate's type errors, which do not say which argument.
+fn mismatched_argument_position(query: &str, func: &str, got: &str) -> String {
+    let spans = argument_spans(query, func);
+    let index = spans.iter().position(|&(start, end)| {
+        query.get(start..end).is_some_and(|text| {
+            crate_parse(text).is_ok_and(|arg| type_name(&arg.value_type().to_string()) == got)
+        })
+    });
+    argument_position(query, func, index.unwrap_or(0))
 }
 
 /// Best-effort position for a message quoting the offending text.
@@ -454,6 +539,18 @@ mod tests {
             (
                 "foo{a=\"b\" or c=\"d\"}",
                 "1:11: parse error: unexpected identifier \"or\" in label matching, expected \",\" or \"}\"",
+            ),
+            (
+                "ln(-1)",
+                "1:4: parse error: expected type instant vector in call to function \"ln\", got scalar",
+            ),
+            (
+                "label_replace(x, \"a\", 1, \"c\", \"d\")",
+                "1:23: parse error: expected type string in call to function \"label_replace\", got scalar",
+            ),
+            (
+                "time() offset 5m",
+                "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery",
             ),
             (
                 "{__name__=~\".*\"}",

@@ -555,8 +555,13 @@ fn match_params(params: &Params) -> Result<Vec<Vec<Matcher>>> {
         .all("match[]")
         .into_iter()
         .map(|selector| {
-            let matchers =
-                parse_selector(selector).map_err(|err| invalid_parameter("match[]", err))?;
+            let matchers = parse_selector(selector).map_err(|err| {
+                match strata_promql::parser::parse(selector) {
+                    // Prometheus's wording and position for what is not even an expression.
+                    Err(promql) => invalid_parameter("match[]", promql),
+                    Ok(_) => invalid_parameter("match[]", err),
+                }
+            })?;
             require_non_empty_matcher(selector, &matchers)
                 .map_err(|err| invalid_parameter("match[]", err))?;
             Ok(matchers)

@@ -81,13 +81,15 @@ impl ClassifiedError for Error {
     }
 }
 
-/// Prometheus's classification of engine errors (prometheus.md 5.2): parse errors are
-/// `bad_data`, timeouts and cancellations have their own types, everything else, including
+/// Prometheus's classification of engine errors (prometheus.md 5.2): parse errors and queries
+/// invalid for their kind of evaluation are `bad_data`, timeouts and cancellations have their own types, everything else, including
 /// runtime errors and the sample limit, is `execution`. Storage failures keep the class of the
 /// store error that caused them (a timed-out store is a timeout).
 fn promql_error_code(err: &strata_promql::Error) -> ErrorCode {
     match err {
-        strata_promql::Error::Parse { .. } => ErrorCode::BadData,
+        strata_promql::Error::Parse { .. } | strata_promql::Error::InvalidQuery { .. } => {
+            ErrorCode::BadData
+        }
         strata_promql::Error::Timeout { .. } => ErrorCode::Timeout,
         strata_promql::Error::Canceled { .. } => ErrorCode::Canceled,
         strata_promql::Error::Storage { source } => match source.downcast_ref::<Error>() {

@@ -423,6 +423,42 @@ async fn prometheus_shapes_errors_metrics_and_concurrency() -> anyhow::Result<()
         (status, body["error"].as_str()),
         (400, Some("no match[] parameter provided"))
     );
+    let (status, body) = get_json(&format!("{base}/api/v1/series?match[]=up%7B")).await?;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (
+            400,
+            Some(
+                "invalid parameter \"match[]\": 1:4: parse error: unexpected end of input inside braces"
+            )
+        )
+    );
+    // Range queries of range vectors are refused before evaluation, as bad input.
+    let (status, body) = get_json(&format!(
+        "{base}/api/v1/query_range?query=up%5B5m%5D&start=1&end=2&step=1"
+    ))
+    .await?;
+    assert_eq!(
+        (status, body["errorType"].as_str(), body["error"].as_str()),
+        (
+            400,
+            Some("bad_data"),
+            Some(
+                "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+            )
+        )
+    );
+    // Argument types are checked at parse time.
+    let (status, body) = query(&base, "ln(-1)", clusters.query_time, &[]).await?;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (
+            400,
+            Some(
+                "invalid parameter \"query\": 1:4: parse error: expected type instant vector in call to function \"ln\", got scalar"
+            )
+        )
+    );
     let (status, body) = get_json(&format!("{base}/api/v1/label/1bad/values")).await?;
     assert_eq!(
         (status, body["error"].as_str()),

@@ -154,9 +154,11 @@ pub(crate) fn execute(
             } else {
                 ty
             };
-            return Err(Error::exec(format!(
-                "invalid expression type {shown:?} for range query, must be Scalar or instant Vector"
-            )));
+            return Err(Error::InvalidQuery {
+                message: format!(
+                    "invalid expression type {shown:?} for range query, must be Scalar or instant Vector"
+                ),
+            });
         }
     }
     let lookback = options.lookback_delta.as_millis() as i64;
