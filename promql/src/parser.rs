@@ -347,6 +347,22 @@ fn translate_error(query: &str, message: &str) -> (String, String) {
             message.to_string(),
         );
     }
+    // "unary expression only allowed on expressions of type scalar or vector, got: string"
+    if let Some(got) = message.strip_prefix(
+        "unary expression only allowed on expressions of type scalar or vector, got",
+    ) {
+        let got = got.trim_start_matches(':').trim();
+        return (
+            "1:1".into(),
+            format!(
+                "unary expression only allowed on expressions of type scalar or instant vector, got {:?}",
+                type_name(got)
+            ),
+        );
+    }
+    if message.starts_with("metric name must not be set twice") {
+        return (guess_position(query, message), quoted(message));
+    }
     // "offset modifier must be preceded by an vector selector or matrix selector ..."
     let message = message.replace(
         "an vector selector or matrix selector",
@@ -551,6 +567,14 @@ mod tests {
             (
                 "time() offset 5m",
                 "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery",
+            ),
+            (
+                "-\"a\"",
+                "1:1: parse error: unary expression only allowed on expressions of type scalar or instant vector, got \"string\"",
+            ),
+            (
+                "foo{__name__=\"bar\"}",
+                "1:1: parse error: metric name must not be set twice: \"foo\" or \"bar\"",
             ),
             (
                 "{__name__=~\".*\"}",
