@@ -348,9 +348,9 @@ fn translate_error(query: &str, message: &str) -> (String, String) {
         );
     }
     // "unary expression only allowed on expressions of type scalar or vector, got: string"
-    if let Some(got) = message.strip_prefix(
-        "unary expression only allowed on expressions of type scalar or vector, got",
-    ) {
+    if let Some(got) = message
+        .strip_prefix("unary expression only allowed on expressions of type scalar or vector, got")
+    {
         let got = got.trim_start_matches(':').trim();
         return (
             "1:1".into(),

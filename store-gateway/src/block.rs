@@ -370,21 +370,16 @@ impl BucketBlock {
     /// The chunks of `refs`, from the cache or the segment files.
     pub async fn chunks(&self, refs: &[ChunkRef]) -> Result<HashMap<u64, Chunk>> {
         let block = self.ulid();
-        let mut out = HashMap::with_capacity(refs.len());
+        let (mut out, misses) = self
+            .context
+            .caches
+            .get_chunks(block, refs.iter().map(|r| r.0));
         let mut by_segment: HashMap<u32, Vec<ChunkRef>> = HashMap::new();
-        for &chunk_ref in refs {
-            if out.contains_key(&chunk_ref.0) {
-                continue;
-            }
-            match self.context.caches.get_chunk(block, chunk_ref.0) {
-                Some(chunk) => {
-                    out.insert(chunk_ref.0, chunk);
-                }
-                None => by_segment
-                    .entry(chunk_ref.segment())
-                    .or_default()
-                    .push(chunk_ref),
-            }
+        for chunk_ref in misses.into_iter().map(ChunkRef) {
+            by_segment
+                .entry(chunk_ref.segment())
+                .or_default()
+                .push(chunk_ref);
         }
         let mut requests = Vec::new();
         for (segment, chunk_refs) in &by_segment {

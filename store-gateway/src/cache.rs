@@ -4,6 +4,7 @@
 //! are always copies, never slices of a larger fetch buffer (a slice would pin the whole buffer
 //! and make the weight a lie).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -124,10 +125,18 @@ impl Caches {
     }
 
     fn count(&self, item_type: &'static str, hit: bool) {
+        self.count_many(item_type, 1, u64::from(hit));
+    }
+
+    /// Counts `requests` lookups of which `hits` hit, with one metric update each.
+    fn count_many(&self, item_type: &'static str, requests: u64, hits: u64) {
         let labels = ItemTypeLabels { item_type };
-        self.metrics.cache_requests.get_or_create(&labels).inc();
-        if hit {
-            self.metrics.cache_hits.get_or_create(&labels).inc();
+        self.metrics
+            .cache_requests
+            .get_or_create(&labels)
+            .inc_by(requests);
+        if hits > 0 {
+            self.metrics.cache_hits.get_or_create(&labels).inc_by(hits);
         }
     }
 
@@ -147,10 +156,30 @@ impl Caches {
         self.index.insert(key, value);
     }
 
-    pub fn get_chunk(&self, block: Ulid, chunk_ref: u64) -> Option<Chunk> {
-        let value = self.chunks.get(&(block, chunk_ref));
-        self.count("chunks", value.is_some());
-        value
+    /// The cached chunks among `refs` of `block`, and the refs that missed, counting the
+    /// lookups once for the whole batch (a query reads hundreds of thousands of chunks).
+    pub fn get_chunks(
+        &self,
+        block: Ulid,
+        refs: impl IntoIterator<Item = u64>,
+    ) -> (HashMap<u64, Chunk>, Vec<u64>) {
+        let mut hits = HashMap::new();
+        let mut misses = Vec::new();
+        let mut requests = 0u64;
+        for chunk_ref in refs {
+            if hits.contains_key(&chunk_ref) {
+                continue;
+            }
+            requests += 1;
+            match self.chunks.get(&(block, chunk_ref)) {
+                Some(chunk) => {
+                    hits.insert(chunk_ref, chunk);
+                }
+                None => misses.push(chunk_ref),
+            }
+        }
+        self.count_many("chunks", requests, hits.len() as u64);
+        (hits, misses)
     }
 
     /// Caches a copy of `chunk`'s bytes.
