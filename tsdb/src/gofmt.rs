@@ -79,6 +79,19 @@ pub fn format_float_g_into(out: &mut String, value: f64) {
     // Rust's `{:e}` gives the shortest round-trip digits as `d.ddddde<exp>`.
     let mut sci = String::with_capacity(32);
     let _ = write!(sci, "{value:e}");
+    // When the exact value lies halfway between two shortest candidates (possible only at
+    // 16-17 digits), Rust rounds the tie up and Go to even: Rust's fixed-precision form is
+    // correctly rounded half to even, so take it when it round-trips too.
+    let shortest_digits = sci
+        .split('e')
+        .next()
+        .map_or(0, |m| m.bytes().filter(u8::is_ascii_digit).count());
+    if shortest_digits >= 16 {
+        let even = format!("{value:.*e}", shortest_digits - 1);
+        if even.parse::<f64>() == Ok(value) {
+            sci = even;
+        }
+    }
     let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
     let (negative, mantissa) = match mantissa.strip_prefix('-') {
@@ -155,6 +168,8 @@ mod tests {
             (f64::MAX, "1.7976931348623157e+308"),
             (5e-324, "5e-324"),
             (12.000001, "12.000001"),
+            // Exactly halfway between two 17-digit strings: Go rounds to even.
+            (1_193_744_643.769_531_2, "1.1937446437695312e+09"),
         ];
         for (value, want) in cases {
             assert_eq!(format_float_g(*value), *want, "{value:?}");

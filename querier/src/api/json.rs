@@ -39,7 +39,7 @@ pub fn write_string(out: &mut String, text: &str) {
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: shortest digits, exponent with a sign and at
 /// least two digits (`1e-07`, `1.5e+21`).
 fn go_float_e(v: f64) -> String {
-    let formatted = format!("{v:e}");
+    let formatted = strata_promql::format::shortest_e(v);
     match formatted.split_once('e') {
         Some((mantissa, exponent)) => {
             let (sign, digits) = match exponent.strip_prefix('-') {
