@@ -178,9 +178,13 @@ async fn filesystem_bucket_series_equal_promtool_dump() -> anyhow::Result<()> {
 #[tokio::test]
 async fn s3_bucket_series_equal_promtool_dump() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let spec = DataSpec {
-        series: 400,
-        ..spec()
+    // 400 series keep CI quick; with STRATA_TEST_SERIES set, the full-size set goes to S3 too.
+    let spec = match std::env::var_os("STRATA_TEST_SERIES") {
+        Some(_) => spec(),
+        None => DataSpec {
+            series: 400,
+            ..spec()
+        },
     };
     let (data_dir, blocks) = promtool_blocks(dir.path(), &spec)?;
     let s3 = S3Server::start().await?;
