@@ -20,6 +20,7 @@ pub mod matcher;
 pub mod parser;
 pub mod promqltest;
 pub mod storage;
+mod syntax_error;
 pub mod value;
 
 pub use engine::{CancellationToken, Engine, EngineOptions, QueryResult, QueryStats};

@@ -256,6 +256,11 @@ fn position_of_call(query: &str, name: &str) -> String {
 fn translate_error(query: &str, message: &str) -> (String, String) {
     let end = offset_to_position(query, query.len());
     let quoted = |s: &str| s.replace('\'', "\"");
+    if (message == "invalid promql query" || message.starts_with("invalid label matcher"))
+        && let Some((offset, message)) = crate::syntax_error::locate(query)
+    {
+        return (offset_to_position(query, offset), message);
+    }
     if message == "invalid promql query" {
         let trimmed = query.trim_end();
         let dangling = [
@@ -346,6 +351,35 @@ fn translate_error(query: &str, message: &str) -> (String, String) {
                 .unwrap_or_else(|| "1:1".into()),
             message.to_string(),
         );
+    }
+    if message.starts_with("no grouping allowed for") {
+        return ("1:1".into(), quoted(message));
+    }
+    if message.starts_with("ranges only allowed for vector selectors") {
+        let position = query
+            .rfind('[')
+            .map(|i| offset_to_position(query, i))
+            .unwrap_or_else(|| "1:1".into());
+        return (position, message.to_string());
+    }
+    if message.starts_with("bool modifier can only be used on comparison operators") {
+        // Prometheus points at the operator before `bool`.
+        let position = query
+            .find("bool")
+            .and_then(|i| {
+                let before = query.get(..i)?.trim_end();
+                let op_len = before
+                    .chars()
+                    .rev()
+                    .take_while(|c| !c.is_whitespace() && !c.is_alphanumeric() || c.is_alphabetic())
+                    .count();
+                Some(offset_to_position(
+                    query,
+                    before.len().saturating_sub(op_len),
+                ))
+            })
+            .unwrap_or_else(|| "1:1".into());
+        return (position, message.to_string());
     }
     // "unary expression only allowed on expressions of type scalar or vector, got: string"
     if let Some(got) = message
@@ -567,6 +601,26 @@ mod tests {
             (
                 "time() offset 5m",
                 "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery",
+            ),
+            (
+                "x + bool y",
+                "1:3: parse error: bool modifier can only be used on comparison operators",
+            ),
+            (
+                "x and bool y",
+                "1:3: parse error: bool modifier can only be used on comparison operators",
+            ),
+            (
+                "rate(x[5m])[1m]",
+                "1:12: parse error: ranges only allowed for vector selectors",
+            ),
+            (
+                "x or ignoring(a) group_left y",
+                "1:1: parse error: no grouping allowed for \"or\" operation",
+            ),
+            (
+                "foo{a}",
+                "1:6: parse error: unexpected \"}\" in label matching, expected label matching operator",
             ),
             (
                 "-\"a\"",
