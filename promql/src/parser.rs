@@ -352,6 +352,31 @@ fn translate_error(query: &str, message: &str) -> (String, String) {
             message.to_string(),
         );
     }
+    if message.starts_with("unexpected right parenthesis") {
+        // Just past the first `)` that closes nothing (quoted strings skipped): Prometheus's
+        // lexer reports it after emitting the parenthesis.
+        let mut depth = 0usize;
+        let mut quote: Option<char> = None;
+        let mut escaped = false;
+        for (i, c) in query.char_indices() {
+            match (quote, c) {
+                (Some(_), '\\') if !escaped => {
+                    escaped = true;
+                    continue;
+                }
+                (Some(q), c) if c == q && !escaped => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'' | '`') => quote = Some(c),
+                (None, '(') => depth += 1,
+                (None, ')') if depth == 0 => {
+                    return (offset_to_position(query, i + 1), message.to_string());
+                }
+                (None, ')') => depth -= 1,
+                _ => {}
+            }
+            escaped = false;
+        }
+    }
     if message.starts_with("no grouping allowed for") {
         return ("1:1".into(), quoted(message));
     }
@@ -602,6 +627,7 @@ mod tests {
                 "time() offset 5m",
                 "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery",
             ),
+            ("x))", "1:3: parse error: unexpected right parenthesis ')'"),
             (
                 "x + bool y",
                 "1:3: parse error: bool modifier can only be used on comparison operators",
