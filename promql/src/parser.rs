@@ -356,25 +356,15 @@ fn translate_error(query: &str, message: &str) -> (String, String) {
         // Just past the first `)` that closes nothing (quoted strings skipped): Prometheus's
         // lexer reports it after emitting the parenthesis.
         let mut depth = 0usize;
-        let mut quote: Option<char> = None;
-        let mut escaped = false;
-        for (i, c) in query.char_indices() {
-            match (quote, c) {
-                (Some(_), '\\') if !escaped => {
-                    escaped = true;
-                    continue;
-                }
-                (Some(q), c) if c == q && !escaped => quote = None,
-                (Some(_), _) => {}
-                (None, '"' | '\'' | '`') => quote = Some(c),
-                (None, '(') => depth += 1,
-                (None, ')') if depth == 0 => {
+        for (i, c) in unquoted(query) {
+            match c {
+                '(' => depth += 1,
+                ')' if depth == 0 => {
                     return (offset_to_position(query, i + 1), message.to_string());
                 }
-                (None, ')') => depth -= 1,
+                ')' => depth -= 1,
                 _ => {}
             }
-            escaped = false;
         }
     }
     if message.starts_with("no grouping allowed for") {
@@ -446,6 +436,30 @@ fn first_non_space(query: &str, from: usize) -> String {
     offset_to_position(query, from + skipped)
 }
 
+/// The characters of `text` outside quoted strings (with their byte offsets), so brackets
+/// and commas inside string literals are not counted.
+fn unquoted(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    text.char_indices().filter(move |&(_, c)| {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            return false;
+        }
+        if matches!(c, '"' | '\'' | '`') {
+            quote = Some(c);
+            return false;
+        }
+        true
+    })
+}
+
 /// Byte ranges of the arguments of the first call of `func` (top-level commas split them;
 /// brackets and quoted strings are skipped).
 fn argument_spans(query: &str, func: &str) -> Vec<(usize, usize)> {
@@ -462,33 +476,23 @@ fn argument_spans(query: &str, func: &str) -> Vec<(usize, usize)> {
         let mut spans = Vec::new();
         let mut start = open + 1;
         let mut depth = 0usize;
-        let mut quote: Option<char> = None;
-        let mut escaped = false;
-        for (i, c) in query.get(open + 1..).unwrap_or("").char_indices() {
+        for (i, c) in unquoted(query.get(open + 1..).unwrap_or("")) {
             let at = open + 1 + i;
-            match (quote, c) {
-                (Some(_), '\\') if !escaped => {
-                    escaped = true;
-                    continue;
-                }
-                (Some(q), c) if c == q && !escaped => quote = None,
-                (Some(_), _) => {}
-                (None, '"' | '\'' | '`') => quote = Some(c),
-                (None, '(' | '[' | '{') => depth += 1,
-                (None, ')' | ']' | '}') => match depth.checked_sub(1) {
+            match c {
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => match depth.checked_sub(1) {
                     Some(d) => depth = d,
                     None => {
                         spans.push((start, at));
                         return spans;
                     }
                 },
-                (None, ',') if depth == 0 => {
+                ',' if depth == 0 => {
                     spans.push((start, at));
                     start = at + 1;
                 }
                 _ => {}
             }
-            escaped = false;
         }
         spans.push((start, query.len()));
         return spans;
@@ -628,6 +632,10 @@ mod tests {
                 "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery",
             ),
             ("x))", "1:3: parse error: unexpected right parenthesis ')'"),
+            (
+                "label_join(x, \"a,)\", 1, \"b\")",
+                "1:22: parse error: expected type string in call to function \"label_join\", got scalar",
+            ),
             (
                 "x + bool y",
                 "1:3: parse error: bool modifier can only be used on comparison operators",
