@@ -1,6 +1,12 @@
 //! The real Strata service binaries in end-to-end tests: locate them next to the test
-//! executable (`target/<profile>/`), start one with arguments on free 127.0.0.1 ports, wait for
-//! `/-/ready`, and stop it with SIGTERM, returning its exit status.
+//! executable (`target/<profile>/`), start one with arguments, wait for `/-/ready`, and stop it
+//! with SIGTERM, returning its exit status.
+//!
+//! Services are started on `127.0.0.1:0` and the harness reads the addresses they bound from
+//! their "listening for HTTP" / "listening for gRPC" log lines. Picking a free port in the test
+//! and handing it to a process started later races with every other test running in parallel
+//! (another process can take the port in between); letting the kernel choose at bind time
+//! cannot.
 //!
 //! `cargo nextest run --workspace` builds every binary before running tests; running only this
 //! crate (`-p strata-tests`) does not, and [`binary`] then says which command builds them.
@@ -93,10 +99,42 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the process under test to take).
+/// A TCP port on 127.0.0.1 that was free a moment ago, for programs that cannot bind port 0
+/// and report what they bound. It is taken at random from below the kernel's ephemeral range
+/// (where outgoing connections get their local ports, and where `bind(0)` hands out ports to
+/// every other test), so another process is unlikely to take it before the caller binds it.
+/// Callers must still handle "address in use" (retry with another port) where they can.
 pub fn free_port() -> anyhow::Result<u16> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        let port: u16 = rng.random_range(PORT_RANGE);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").context("bind a free port")?;
     Ok(listener.local_addr().context("read the free port")?.port())
+}
+
+/// Ports [`free_port`] chooses from: above the registered services most machines run, below
+/// Linux's default ephemeral range (32768-60999).
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
+/// The address on a service's "listening for <server>" log line (logfmt `address=...` or JSON
+/// `"address":"..."`), if `line` is one.
+pub fn listening_address(line: &str, server: &str) -> Option<SocketAddr> {
+    let message = format!("listening for {server}");
+    if !line.contains(&message) {
+        return None;
+    }
+    let value = if let Some((_, rest)) = line.split_once("\"address\":\"") {
+        rest.split('"').next()?
+    } else {
+        let (_, rest) = line.split_once(" address=")?;
+        rest.split_whitespace().next()?
+    };
+    value.parse().ok()
 }
 
 /// A running Strata service process. Killed on drop if still running.
@@ -110,20 +148,58 @@ pub struct StrataProcess {
 }
 
 impl StrataProcess {
-    /// Starts `service` with Thanos's subcommand word if `with_subcommand`, free loopback
-    /// ports for HTTP (and gRPC), and `args`. Does not wait for readiness.
-    pub fn spawn(service: Service, with_subcommand: bool, args: &[&str]) -> anyhow::Result<Self> {
-        let http_address: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-        let grpc_address: Option<SocketAddr> = if service.has_grpc() {
-            Some(format!("127.0.0.1:{}", free_port()?).parse()?)
-        } else {
-            None
-        };
-        Self::spawn_at(service, with_subcommand, http_address, grpc_address, args)
+    /// Starts `service` with Thanos's subcommand word if `with_subcommand` and `args`, its
+    /// HTTP (and gRPC) server on `127.0.0.1:0`, and waits until it has logged the addresses it
+    /// bound (not for readiness).
+    pub async fn spawn(
+        service: Service,
+        with_subcommand: bool,
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let grpc_address = service.has_grpc().then_some(any_port);
+        let mut process = Self::spawn_at(service, with_subcommand, any_port, grpc_address, args)?;
+        process.discover_addresses(Duration::from_secs(30)).await?;
+        Ok(process)
+    }
+
+    /// Reads the bound addresses from the log lines of a process started on port 0.
+    async fn discover_addresses(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let logs = self.logs();
+            let find = |server: &str| {
+                logs.lines()
+                    .find_map(|line| listening_address(line, server))
+            };
+            let http = find("HTTP");
+            let grpc = find("gRPC");
+            if let Some(http) = http
+                && (self.grpc_address.is_none() || grpc.is_some())
+            {
+                self.http_address = http;
+                self.grpc_address = self.grpc_address.and(grpc);
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait().context("poll child")? {
+                bail!(
+                    "{} exited with {status} before it was listening; logs:\n{logs}",
+                    self.service.binary_name(),
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} logged no listening address within {timeout:?}; logs:\n{logs}",
+                    self.service.binary_name(),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Like [`StrataProcess::spawn`], on the given addresses (`grpc_address` is ignored for
-    /// the compactor).
+    /// the compactor), without waiting for anything. With port 0 the fields keep port 0: use
+    /// [`StrataProcess::spawn`] to learn the bound ports.
     pub fn spawn_at(
         service: Service,
         with_subcommand: bool,
@@ -181,7 +257,7 @@ impl StrataProcess {
         with_subcommand: bool,
         args: &[&str],
     ) -> anyhow::Result<Self> {
-        let mut process = Self::spawn(service, with_subcommand, args)?;
+        let mut process = Self::spawn(service, with_subcommand, args).await?;
         process.wait_ready(Duration::from_secs(30)).await?;
         Ok(process)
     }

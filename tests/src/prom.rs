@@ -6,7 +6,6 @@
 //! Everything here fails with a message that says what to install or build, never silently.
 
 use std::fmt::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -390,11 +389,8 @@ pub fn promtool_analyze(data_dir: &Path, block_id: &str) -> anyhow::Result<Strin
     )
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("bind a free port")?;
-    Ok(listener.local_addr()?.port())
-}
+/// A port for a test Prometheus (it cannot report the port it bound: see [`crate::bins::free_port`]).
+pub use crate::bins::free_port;
 
 /// Prometheus flags that turn local compaction off, as Thanos's sidecar requires for shipping.
 pub const EQUAL_BLOCK_DURATIONS: [&str; 2] = [
@@ -453,28 +449,41 @@ impl PrometheusServer {
         config_yaml: &str,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
-        let config_dir = tempfile::tempdir()?;
-        let config = config_dir.path().join("prometheus.yml");
-        let port = free_port()?;
-        std::fs::write(
-            &config,
-            if config_yaml.is_empty() {
-                "global: {}\n".to_owned()
-            } else {
-                config_yaml.replace("$PORT", &port.to_string())
-            },
-        )?;
         let extra_args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
-        let child = spawn_prometheus(config_dir.path(), data_dir, port, &extra_args)?;
-        let mut server = PrometheusServer {
-            child,
-            port,
-            data_dir: data_dir.to_path_buf(),
-            extra_args,
-            _config_dir: config_dir,
-        };
-        server.wait_ready(Duration::from_secs(30))?;
-        Ok(server)
+        // Prometheus cannot bind port 0 and say which port it got, so the harness picks one;
+        // when another process takes it first, Prometheus exits with "address already in use"
+        // and it is started again on another port.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let config_dir = tempfile::tempdir()?;
+            let port = free_port()?;
+            std::fs::write(
+                config_dir.path().join("prometheus.yml"),
+                if config_yaml.is_empty() {
+                    "global: {}\n".to_owned()
+                } else {
+                    config_yaml.replace("$PORT", &port.to_string())
+                },
+            )?;
+            let child = spawn_prometheus(config_dir.path(), data_dir, port, &extra_args)?;
+            let mut server = PrometheusServer {
+                child,
+                port,
+                data_dir: data_dir.to_path_buf(),
+                extra_args: extra_args.clone(),
+                _config_dir: config_dir,
+            };
+            match server.wait_ready(Duration::from_secs(30)) {
+                Ok(()) => return Ok(server),
+                Err(error) if attempt < 5 && server.lost_its_port() => {
+                    eprintln!(
+                        "prometheus lost port {port} to another process, retrying: {error:#}"
+                    );
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Kills the server (SIGKILL) and waits for it to exit; [`PrometheusServer::restart`]
@@ -486,22 +495,38 @@ impl PrometheusServer {
     }
 
     /// Starts the server again after [`PrometheusServer::stop`], same port, config and data.
+    /// The port must stay the same (clients know it): while another process holds it, this
+    /// retries for up to half a minute.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         if self.child.try_wait()?.is_none() {
             self.stop()?;
         }
-        self.child = spawn_prometheus(
-            self._config_dir.path(),
-            &self.data_dir,
-            self.port,
-            &self.extra_args,
-        )?;
-        self.wait_ready(Duration::from_secs(30))
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.child = spawn_prometheus(
+                self._config_dir.path(),
+                &self.data_dir,
+                self.port,
+                &self.extra_args,
+            )?;
+            match self.wait_ready(Duration::from_secs(30)) {
+                Err(_) if self.lost_its_port() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                result => return result,
+            }
+        }
     }
 
+    /// Whether the process exited because its port was taken.
+    fn lost_its_port(&mut self) -> bool {
+        let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+        exited && self.log().contains("address already in use")
+    }
+
+    /// Waits until this server (not another process that took its port) answers `/-/ready`.
     fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
-        let url = format!("{}/-/ready", self.url());
         let client = http_client::blocking_client()?;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -510,11 +535,7 @@ impl PrometheusServer {
                     self.log()
                 );
             }
-            if client
-                .get(&url)
-                .send()
-                .is_ok_and(|r| r.status().is_success())
-            {
+            if self.answers_as_itself(&client) {
                 return Ok(());
             }
             ensure!(
@@ -524,6 +545,28 @@ impl PrometheusServer {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// `/-/ready` answers 200 and `/api/v1/status/flags` names this server's data directory.
+    fn answers_as_itself(&self, client: &http_client::BlockingClient) -> bool {
+        let ready = client
+            .get(&format!("{}/-/ready", self.url()))
+            .send()
+            .is_ok_and(|response| response.status().is_success());
+        if !ready {
+            return false;
+        }
+        let flags: Option<serde_json::Value> = client
+            .get(&format!("{}/api/v1/status/flags", self.url()))
+            .send()
+            .and_then(|response| response.text())
+            .ok()
+            .and_then(|body| serde_json::from_str(&body).ok());
+        let path = flags
+            .as_ref()
+            .and_then(|flags| flags["data"]["storage.tsdb.path"].as_str())
+            .map(PathBuf::from);
+        path.is_some_and(|path| path == self.data_dir)
     }
 
     /// The server's log so far.

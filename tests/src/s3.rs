@@ -24,8 +24,7 @@
 //! process is started. If neither is possible the harness fails loudly: a skipped S3 test
 //! would hide a broken integration.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -104,7 +103,6 @@ impl S3Server {
 
     /// Starts moto_server with authentication on, creates a user, key and bucket.
     pub async fn start_moto() -> Result<S3Server> {
-        let port = free_port()?;
         let log_dir = tempfile::tempdir().context("create moto log directory")?;
         let log_path = log_dir.path().join("moto.log");
         let log = std::fs::File::create(&log_path).context("create moto log file")?;
@@ -112,10 +110,13 @@ impl S3Server {
         let python = moto_python()?;
         let launcher = log_dir.path().join("moto_server_strata.py");
         std::fs::write(&launcher, MOTO_LAUNCHER).context("write moto launcher")?;
+        // Port 0: the launcher writes the port the server bound to `port_file`.
+        let port_file = log_dir.path().join("port");
         let child = Command::new(&python)
             .arg(&launcher)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_ACTIONS.to_string())
+            .env("STRATA_MOTO_PORT_FILE", &port_file)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -123,7 +124,7 @@ impl S3Server {
         let child =
             child.with_context(|| format!("start moto_server with {}", python.display()))?;
         let mut server = S3Server {
-            endpoint: format!("127.0.0.1:{port}"),
+            endpoint: String::new(),
             bucket: DEFAULT_BUCKET.to_string(),
             access_key: String::new(),
             secret_key: String::new(),
@@ -134,7 +135,9 @@ impl S3Server {
             _log_dir: Some(log_dir),
         };
         let setup = async {
-            server.wait_until_listening(Duration::from_secs(30)).await?;
+            server
+                .wait_until_listening(&port_file, Duration::from_secs(30))
+                .await?;
             server.create_user_key_and_bucket().await
         };
         if let Err(error) = setup.await {
@@ -143,11 +146,14 @@ impl S3Server {
         Ok(server)
     }
 
-    async fn wait_until_listening(&mut self, limit: Duration) -> Result<()> {
-        let address: SocketAddr = self.endpoint.parse().context("moto address")?;
+    /// Waits for the launcher to report the port it bound in `port_file`.
+    async fn wait_until_listening(&mut self, port_file: &Path, limit: Duration) -> Result<()> {
         let deadline = Instant::now() + limit;
         loop {
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            if let Ok(port) = std::fs::read_to_string(port_file)
+                && let Ok(port) = port.trim().parse::<u16>()
+            {
+                self.endpoint = format!("127.0.0.1:{port}");
                 return Ok(());
             }
             if let Some(child) = self.child.as_mut()
@@ -156,10 +162,7 @@ impl S3Server {
                 bail!("moto_server exited during startup with {status}");
             }
             if Instant::now() > deadline {
-                bail!(
-                    "moto_server did not listen on {} within {limit:?}",
-                    self.endpoint
-                );
+                bail!("moto_server reported no listening port within {limit:?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -292,8 +295,27 @@ const MOTO_LAUNCHER: &str = r#"
 import sys
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import os
+
 import moto.iam.access_control as access_control
+import werkzeug.serving
 from moto.server import main
+
+# Started with port 0: report the port the server bound (written whole, then renamed).
+_make_server = werkzeug.serving.make_server
+
+
+def _make_server_reporting(*args, **kwargs):
+    server = _make_server(*args, **kwargs)
+    path = os.environ.get("STRATA_MOTO_PORT_FILE")
+    if path:
+        with open(path + ".tmp", "w") as out:
+            out.write(str(server.socket.getsockname()[1]))
+        os.replace(path + ".tmp", path)
+    return server
+
+
+werkzeug.serving.make_server = _make_server_reporting
 
 _create_aws_request = access_control.IAMRequestBase._create_aws_request
 
@@ -352,13 +374,6 @@ fn moto_python() -> Result<PathBuf> {
         );
     }
     Ok(python)
-}
-
-/// A port that was free a moment ago (the kernel picks it; there is a small race with other
-/// processes, acceptable for tests).
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("bind a free port")?;
-    Ok(listener.local_addr().context("local address")?.port())
 }
 
 /// The text of the first `<tag>...</tag>` in `xml`.

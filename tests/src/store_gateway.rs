@@ -104,7 +104,7 @@ pub async fn start(
     let data = format!("--data-dir={}", data_dir.display());
     let mut args: Vec<&str> = vec![&objstore, &data];
     args.extend_from_slice(extra);
-    let mut process = StrataProcess::spawn(Service::StoreGateway, true, &args)?;
+    let mut process = StrataProcess::spawn(Service::StoreGateway, true, &args).await?;
     process.wait_ready(Duration::from_secs(60)).await?;
     Ok(process)
 }
