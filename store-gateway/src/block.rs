@@ -33,6 +33,9 @@ use crate::ranges::{MAX_GAP, partition};
 /// no `index_stats`; an entry longer than the estimate is fetched again, whole.
 const DEFAULT_SERIES_ESTIMATE: u64 = 64 * 1024;
 const DEFAULT_CHUNK_ESTIMATE: u64 = 16_000;
+/// The longest chunk read when meta.json does not list its segment's size: far above any
+/// chunk Prometheus or the compactor writes, far below what a corrupt length can say.
+const MAX_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What a block needs from the store around it.
 #[derive(Debug, Clone)]
@@ -57,6 +60,8 @@ pub struct BucketBlock {
     last_used: Mutex<Instant>,
     series_estimate: u64,
     chunk_estimate: u64,
+    /// Segment file sizes from meta.json's `thanos.files` (segment number -> bytes).
+    segment_sizes: HashMap<u32, u64>,
 }
 
 impl BucketBlock {
@@ -119,7 +124,21 @@ impl BucketBlock {
                 .filter(|v| *v > 0)
                 .unwrap_or(default)
         };
+        let segment_sizes = thanos
+            .files
+            .iter()
+            .filter_map(|file| {
+                // File `chunks/000001` holds segment 0 (see `segment_file_name`).
+                let file_number: u32 = file.rel_path.strip_prefix("chunks/")?.parse().ok()?;
+                let number = file_number.checked_sub(1)?;
+                let size = u64::try_from(file.size_bytes)
+                    .ok()
+                    .filter(|size| *size > 0)?;
+                Some((number, size))
+            })
+            .collect();
         Ok(BucketBlock {
+            segment_sizes,
             series_estimate: positive(thanos.index_stats.series_max_size, DEFAULT_SERIES_ESTIMATE)
                 .min(DEFAULT_SERIES_ESTIMATE),
             chunk_estimate: positive(thanos.index_stats.chunk_max_size, DEFAULT_CHUNK_ESTIMATE)
@@ -382,7 +401,10 @@ impl BucketBlock {
         Ok(raw.into_iter().map(Option::unwrap_or_default).collect())
     }
 
-    /// The chunks of `refs`, from the cache or the segment files.
+    /// The chunks of `refs`, from the cache or the segment files. Decoding (CRC checks) runs
+    /// on the blocking pool; a chunk longer than its estimate is read again whole, but never
+    /// past the end of its segment file (nor past [`MAX_CHUNK_BYTES`] when the size is not
+    /// listed), so a corrupt length cannot turn into a huge read.
     pub async fn chunks(&self, refs: &[ChunkRef]) -> Result<HashMap<u64, Chunk>> {
         let block = self.ulid();
         let (mut out, misses) = self
@@ -399,11 +421,13 @@ impl BucketBlock {
         let mut requests = Vec::new();
         for (segment, chunk_refs) in &by_segment {
             let object = format!("{block}/chunks/{}", segment_file_name(*segment));
+            let size = self.segment_size(*segment);
             let ranges: Vec<Range<u64>> = chunk_refs
                 .iter()
                 .map(|r| {
                     let start = u64::from(r.offset());
-                    start..start + self.chunk_estimate
+                    let end = start.saturating_add(self.chunk_estimate);
+                    start..size.map_or(end, |size| end.min(size.max(start)))
                 })
                 .collect();
             for part in partition(&ranges, MAX_GAP) {
@@ -412,50 +436,99 @@ impl BucketBlock {
                     .iter()
                     .filter_map(|&m| chunk_refs.get(m).copied())
                     .collect();
-                requests.push((object.clone(), part.range, members));
+                requests.push((object.clone(), *segment, part.range, members));
             }
+        }
+        if requests.is_empty() {
+            return Ok(out);
         }
         let fetched = try_join_all(
             requests
                 .iter()
-                .map(|(object, range, _)| self.get_range(object.clone(), range.clone())),
+                .map(|(object, _, range, _)| self.get_range(object.clone(), range.clone())),
         )
         .await?;
-        for ((object, range, members), data) in requests.iter().zip(fetched) {
-            let decode_error = self.decode_error(object);
-            for chunk_ref in members {
-                let offset = u64::from(chunk_ref.offset());
-                let start = usize::try_from(offset - range.start).unwrap_or(usize::MAX);
-                let slice = if start <= data.len() {
-                    data.slice(start..)
-                } else {
-                    Bytes::new()
-                };
-                let chunk = match decode_chunk(&slice, offset).map_err(&decode_error)? {
-                    Some((chunk, _)) => chunk,
-                    None => {
-                        self.context.metrics.chunk_refetches.inc();
-                        let total = chunk_span(&slice, offset).map_err(&decode_error)?;
-                        let again = self
-                            .get_range(object.clone(), offset..offset + total as u64)
-                            .await?;
-                        decode_chunk(&again, offset)
-                            .map_err(&decode_error)?
-                            .map(|(chunk, _)| chunk)
-                            .ok_or_else(|| {
-                                decode_error(strata_tsdb::Error::corrupt(
-                                    "chunk",
-                                    offset,
-                                    "chunk runs past the end of its segment",
-                                ))
-                            })?
+        let parts: Vec<(String, u32, u64, Vec<ChunkRef>, Bytes)> = requests
+            .into_iter()
+            .zip(fetched)
+            .map(|((object, segment, range, members), data)| {
+                (object, segment, range.start, members, data)
+            })
+            .collect();
+        let decoded = blocking(move || {
+            let mut chunks = Vec::new();
+            let mut longer = Vec::new();
+            for (object, segment, part_start, members, data) in parts {
+                for chunk_ref in members {
+                    let offset = u64::from(chunk_ref.offset());
+                    let start = usize::try_from(offset - part_start).unwrap_or(usize::MAX);
+                    let slice = if start <= data.len() {
+                        data.slice(start..)
+                    } else {
+                        Bytes::new()
+                    };
+                    let decode_error = |source| Error::Decode {
+                        block,
+                        object: object.clone(),
+                        source,
+                    };
+                    match decode_chunk(&slice, offset).map_err(decode_error)? {
+                        Some((chunk, _)) => chunks.push((chunk_ref, chunk)),
+                        None => {
+                            let total = chunk_span(&slice, offset).map_err(decode_error)?;
+                            longer.push((object.clone(), segment, chunk_ref, total));
+                        }
                     }
-                };
-                self.context.caches.put_chunk(block, chunk_ref.0, &chunk);
-                out.insert(chunk_ref.0, chunk);
+                }
             }
+            Ok((chunks, longer))
+        })
+        .await?;
+        let (chunks, longer) = decoded;
+        for (chunk_ref, chunk) in chunks {
+            self.context.caches.put_chunk(block, chunk_ref.0, &chunk);
+            out.insert(chunk_ref.0, chunk);
+        }
+        for (object, segment, chunk_ref, total) in longer {
+            let offset = u64::from(chunk_ref.offset());
+            let limit = self.segment_size(segment).unwrap_or(u64::MAX);
+            let end = offset.saturating_add(total as u64);
+            if total as u64 > MAX_CHUNK_BYTES || end > limit {
+                return Err(Error::Decode {
+                    block,
+                    object,
+                    source: strata_tsdb::Error::corrupt(
+                        "chunk",
+                        offset,
+                        format!("chunk of {total} bytes runs past the end of its segment"),
+                    ),
+                });
+            }
+            self.context.metrics.chunk_refetches.inc();
+            let again = self.get_range(object.clone(), offset..end).await?;
+            let decode_error = self.decode_error(&object);
+            let chunk = blocking(move || {
+                decode_chunk(&again, offset)
+                    .map_err(&decode_error)?
+                    .map(|(chunk, _)| chunk)
+                    .ok_or_else(|| {
+                        decode_error(strata_tsdb::Error::corrupt(
+                            "chunk",
+                            offset,
+                            "chunk runs past the end of its segment",
+                        ))
+                    })
+            })
+            .await?;
+            self.context.caches.put_chunk(block, chunk_ref.0, &chunk);
+            out.insert(chunk_ref.0, chunk);
         }
         Ok(out)
+    }
+
+    /// The size of segment file `segment` as meta.json lists it, if it does.
+    fn segment_size(&self, segment: u32) -> Option<u64> {
+        self.segment_sizes.get(&segment).copied()
     }
 }
 

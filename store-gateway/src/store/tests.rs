@@ -34,6 +34,7 @@ fn store_on(
             max_time: TimeOrDuration::Absolute(i64::MAX),
             series_limit,
             samples_limit,
+            bytes_limit: 0,
             max_concurrency: 4,
             block_sync_concurrency: 4,
         },
@@ -62,7 +63,7 @@ async fn sync(store: &BucketStore, bucket_dir: &Path) -> SyncOutcome {
 
 /// Runs Series and returns (labels, samples) per series in stream order, plus warnings.
 async fn series(
-    store: &BucketStore,
+    store: &Arc<BucketStore>,
     request: thanos::SeriesRequest,
 ) -> crate::error::Result<(Vec<(Labels, Vec<(i64, f64)>)>, Vec<String>)> {
     let (sender, mut receiver) = mpsc::channel(1024);
