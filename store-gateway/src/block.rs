@@ -57,6 +57,8 @@ pub struct BucketBlock {
     index_size: u64,
     header_path: PathBuf,
     header: Mutex<Option<Arc<IndexHeader>>>,
+    /// Held while the header is being loaded, so concurrent first queries share one load.
+    loading: tokio::sync::Mutex<()>,
     last_used: Mutex<Instant>,
     series_estimate: u64,
     chunk_estimate: u64,
@@ -115,7 +117,9 @@ impl BucketBlock {
                 let path = header_path.clone();
                 blocking(move || index_header::write_file(&path, &bytes)).await?;
             } else {
-                header = Some(Arc::new(IndexHeader::parse(block, Bytes::from(bytes))?));
+                let parsed =
+                    blocking(move || IndexHeader::parse(block, Bytes::from(bytes))).await?;
+                header = Some(Arc::new(parsed));
             }
         }
         let positive = |value: i64, default: u64| {
@@ -149,6 +153,7 @@ impl BucketBlock {
             index_size,
             header_path,
             header: Mutex::new(header),
+            loading: tokio::sync::Mutex::new(()),
             last_used: Mutex::new(Instant::now()),
         })
     }
@@ -170,24 +175,20 @@ impl BucketBlock {
         self.meta.resolution()
     }
 
-    /// The index-header, parsed from the data directory on first use (lazy load).
+    /// The index-header, parsed from the data directory on first use (lazy load). Concurrent
+    /// first uses share one load; a file that fails to parse is rebuilt from the bucket and
+    /// written again. Parsing runs on the blocking pool.
     pub async fn header(&self) -> Result<Arc<IndexHeader>> {
         *self.last_used.lock() = Instant::now();
         if let Some(header) = self.header.lock().clone() {
             return Ok(header);
         }
-        let block = self.ulid();
-        let path = self.header_path.clone();
-        let loaded = if self.context.keep_header_files && path.exists() {
-            blocking(move || IndexHeader::read_file(block, &path)).await
-        } else {
-            match index_header::build(&self.context.bucket, block, self.index_size).await {
-                Ok(bytes) => IndexHeader::parse(block, Bytes::from(bytes)),
-                Err(err) => Err(err),
-            }
-        };
+        let _loading = self.loading.lock().await;
+        if let Some(header) = self.header.lock().clone() {
+            return Ok(header);
+        }
         self.context.metrics.lazy_load.inc();
-        let header = match loaded {
+        let header = match self.load_header().await {
             Ok(header) => Arc::new(header),
             Err(err) => {
                 self.context.metrics.lazy_load_failed.inc();
@@ -196,6 +197,29 @@ impl BucketBlock {
         };
         *self.header.lock() = Some(Arc::clone(&header));
         Ok(header)
+    }
+
+    async fn load_header(&self) -> Result<IndexHeader> {
+        let block = self.ulid();
+        let path = self.header_path.clone();
+        if self.context.keep_header_files && path.exists() {
+            let read_path = path.clone();
+            match blocking(move || IndexHeader::read_file(block, &read_path)).await {
+                Ok(header) => return Ok(header),
+                Err(err) => {
+                    tracing::warn!(block = %block, path = %path.display(), error = %strata_common::error::error_chain(&err), "index-header file unreadable; rebuilding it from the bucket");
+                }
+            }
+        }
+        let bytes = index_header::build(&self.context.bucket, block, self.index_size).await?;
+        let keep = self.context.keep_header_files;
+        blocking(move || {
+            if keep {
+                index_header::write_file(&path, &bytes)?;
+            }
+            IndexHeader::parse(block, Bytes::from(bytes))
+        })
+        .await
     }
 
     /// Drops the in-memory index-header when unused for `idle`; true when it did.

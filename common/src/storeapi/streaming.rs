@@ -46,7 +46,7 @@ impl SeriesStreamMetrics {
     pub fn register_in(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register(
             "strata_storeapi_series_cancelled",
-            "Series calls whose client went away before the answer was complete; their work was stopped.",
+            "Series calls whose client went away before the answer was complete; their work was stopped",
             self.cancelled.clone(),
         );
     }
