@@ -51,21 +51,55 @@ pub async fn build(bucket: &Bucket, block: Ulid, index_size: u64) -> Result<Vec<
                 })
         }
     };
-    let decode_err = |source| Error::Decode {
-        block,
-        object: "index".to_owned(),
-        source,
+    check_index_size(block, index_size)?;
+    let head = read(0..5).await?;
+    let toc_bytes = read(index_size - TOC_LEN..index_size).await?;
+    let (index_version, toc) = decode_ends(block, &head, &toc_bytes, index_size)?;
+    let symbols = read(toc.symbols..toc.series).await?;
+    let table = read(toc.postings_table..index_size).await?;
+    assemble(block, index_version, &toc, &symbols, &table, index_size)
+}
+
+/// [`build`] over an index held in memory (tools, tests and fuzzing): the same checks, reads
+/// cut out of `index` instead of fetched.
+pub fn build_from_index(block: Ulid, index: &[u8]) -> Result<Vec<u8>> {
+    let index_size = index.len() as u64;
+    check_index_size(block, index_size)?;
+    let read = |range: Range<u64>| -> Result<&[u8]> {
+        let start = usize::try_from(range.start).unwrap_or(usize::MAX);
+        let end = usize::try_from(range.end).unwrap_or(usize::MAX);
+        index.get(start..end).ok_or_else(|| Error::IndexHeader {
+            block,
+            detail: format!("range {range:?} outside the index of {index_size} bytes"),
+        })
     };
+    let head = read(0..5)?;
+    let toc_bytes = read(index_size - TOC_LEN..index_size)?;
+    let (index_version, toc) = decode_ends(block, head, toc_bytes, index_size)?;
+    let symbols = read(toc.symbols..toc.series)?;
+    let table = read(toc.postings_table..index_size)?;
+    assemble(block, index_version, &toc, symbols, table, index_size)
+}
+
+fn check_index_size(block: Ulid, index_size: u64) -> Result<()> {
     if index_size < 5 + TOC_LEN {
         return Err(Error::IndexHeader {
             block,
             detail: format!("index of {index_size} bytes is too short"),
         });
     }
-    let head = read(0..5).await?;
-    let index_version = decode_header(&head).map_err(decode_err)?;
-    let toc_bytes = read(index_size - TOC_LEN..index_size).await?;
-    let toc = Toc::decode(&toc_bytes, index_size).map_err(decode_err)?;
+    Ok(())
+}
+
+/// The index's version (from its 5-byte header) and TOC (its last bytes), checked.
+fn decode_ends(block: Ulid, head: &[u8], toc_bytes: &[u8], index_size: u64) -> Result<(u8, Toc)> {
+    let decode_err = |source| Error::Decode {
+        block,
+        object: "index".to_owned(),
+        source,
+    };
+    let index_version = decode_header(head).map_err(decode_err)?;
+    let toc = Toc::decode(toc_bytes, index_size).map_err(decode_err)?;
     if toc.series < toc.symbols {
         return Err(Error::IndexHeader {
             block,
@@ -75,8 +109,18 @@ pub async fn build(bucket: &Bucket, block: Ulid, index_size: u64) -> Result<Vec<
             ),
         });
     }
-    let symbols = read(toc.symbols..toc.series).await?;
-    let table = read(toc.postings_table..index_size).await?;
+    Ok((index_version, toc))
+}
+
+/// The index-header file from the index's symbol table and postings offset table, validated.
+fn assemble(
+    block: Ulid,
+    index_version: u8,
+    toc: &Toc,
+    symbols: &[u8],
+    table: &[u8],
+    index_size: u64,
+) -> Result<Vec<u8>> {
     if symbols.len() as u64 != toc.series - toc.symbols
         || table.len() as u64 != index_size - toc.postings_table
     {
@@ -91,9 +135,9 @@ pub async fn build(bucket: &Bucket, block: Ulid, index_size: u64) -> Result<Vec<
     out.push(index_version);
     out.extend_from_slice(&toc.postings_table.to_be_bytes());
     let symbols_offset = out.len() as u64;
-    out.extend_from_slice(&symbols);
+    out.extend_from_slice(symbols);
     let table_offset = out.len() as u64;
-    out.extend_from_slice(&table);
+    out.extend_from_slice(table);
     let mut trailer = [0u8; 16];
     trailer[..8].copy_from_slice(&symbols_offset.to_be_bytes());
     trailer[8..].copy_from_slice(&table_offset.to_be_bytes());
