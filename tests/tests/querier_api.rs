@@ -503,6 +503,12 @@ async fn prometheus_shapes_errors_metrics_and_concurrency() -> anyhow::Result<()
         "{body}"
     );
     assert!(stats["samples"]["peakSamples"].is_u64(), "{body}");
+    // Strata's addition: the series read (two per cluster after deduplication).
+    assert_eq!(
+        stats["series"]["totalQueryableSeries"].as_u64(),
+        Some(4),
+        "{body}"
+    );
 
     // CORS like Prometheus: OPTIONS is 204, the origin is echoed.
     let response = client
