@@ -595,11 +595,13 @@
       root.append(grid);
       const gapAfter = Math.max(this.step * 1.5, 1);
       for (const { series, points } of layout) {
+        if (this.stacked) {
+          root.append(svg("path", { class: "area", d: this.pathData(points, gapAfter, true), fill: series.color }));
+        }
         root.append(svg("path", {
           class: this.stacked ? "series stacked" : "series",
-          d: this.pathData(points, gapAfter),
+          d: this.pathData(points, gapAfter, false),
           stroke: series.color,
-          fill: this.stacked ? series.color : "none",
           "data-series": series.name,
         }));
       }
@@ -613,8 +615,11 @@
       this.container.prepend(root);
     }
 
-    /** One path per series: a line (or a closed area when stacked) per run without gaps. */
-    pathData(points, gapAfter) {
+    /**
+     * Path data of one series: a line per run of points without gaps, or with `area` the
+     * closed band between the series' stacked base and top.
+     */
+    pathData(points, gapAfter, area) {
       const runs = [];
       let run = [];
       let lastT = null;
@@ -630,7 +635,7 @@
       if (run.length) runs.push(run);
       const f = n => n.toFixed(1);
       return runs.map(r => {
-        if (!this.stacked) {
+        if (!area) {
           if (r.length === 1) return `M${f(this.x(r[0][0]) - 1)},${f(this.y(r[0][1]))}h2`;
           return "M" + r.map(([t, v]) => `${f(this.x(t))},${f(this.y(v))}`).join("L");
         }
@@ -720,6 +725,13 @@
   // ---------------------------------------------------------------------------------------
   // The graph page: panels, each with an expression, options, a table and a graph tab.
 
+  function calendarIcon() {
+    const icon = svg("svg", { width: 14, height: 14, viewBox: "0 0 14 14", class: "icon" });
+    icon.append(svg("rect", { x: 1.5, y: 2.5, width: 11, height: 10, rx: 1.5, fill: "none", stroke: "currentColor" }),
+      svg("path", { d: "M1.5 5.5h11M4.5 1v3M9.5 1v3", stroke: "currentColor" }));
+    return icon;
+  }
+
   /** A time field with «/» buttons (half a range back or forward), a picker and a clear button. */
   function timeInput(placeholder, getTime, setTime, getRange) {
     const input = el("input", { class: "time-input", placeholder, size: 19, spellcheck: "false" });
@@ -732,7 +744,8 @@
         return;
       }
       input.classList.remove("invalid");
-      setTime(time);
+      // Enter commits, and the blur that follows fires "change" again: only a new time counts.
+      if (time !== getTime()) setTime(time);
       show();
     };
     input.addEventListener("change", commit);
@@ -752,7 +765,7 @@
       node: el("span", { class: "time-group" },
         el("button", { type: "button", title: "Back by half the range", onclick: move(-1), text: "«" }),
         input, picker,
-        el("button", { type: "button", title: "Pick a date", class: "pick", onclick: pick, text: "📅" }),
+        el("button", { type: "button", title: "Pick a date and time", class: "pick", onclick: pick }, calendarIcon()),
         el("button", { type: "button", title: "Forward by half the range", onclick: move(1), text: "»" }),
         el("button", { type: "button", title: "Now", onclick: () => { setTime(null); show(); }, text: "now" })),
       refresh: show,
@@ -801,8 +814,10 @@
       });
       this.resolutionInput.addEventListener("change", () => {
         const value = parseFloat(this.resolutionInput.value);
-        o.resolution = value > 0 ? value : null;
-        this.resolutionInput.value = o.resolution === null ? "" : o.resolution;
+        const resolution = value > 0 ? value : null;
+        this.resolutionInput.value = resolution === null ? "" : resolution;
+        if (resolution === o.resolution) return;
+        o.resolution = resolution;
         this.changed(true);
       });
       this.stackButtons = {
@@ -878,7 +893,7 @@
       if (this.graph.series.length) { this.graph.stacked = stacked; this.graph.draw(); }
     }
     setRange(range) {
-      if (range === null) { this.rangeInput.value = formatDuration(this.options.range); return; }
+      if (range === null || range === this.options.range) { this.rangeInput.value = formatDuration(this.options.range); return; }
       this.options.range = range;
       this.changed(true);
     }
@@ -1067,7 +1082,9 @@
   }
 
   /** A StoreAPI time bound (ms); the int64 extremes mean unbounded. */
-  function storeTime(ms) {
+  function storeTime(ms, store) {
+    // An endpoint whose Info never answered has no time range yet.
+    if (store && !store.labelSets?.length && store.minTime === 0 && store.maxTime === 0) return "-";
     if (typeof ms !== "number" || Math.abs(ms) >= 8.64e15) return ms < 0 ? "-∞" : "+∞";
     return formatTime(ms);
   }
@@ -1086,8 +1103,8 @@
           el("td", {}, el("span", { class: "badge " + (store.lastError ? "down" : "up"), text: store.lastError ? "DOWN" : "UP" })),
           el("td", { class: "label-sets" }, (store.labelSets || []).map(set => el("div", { class: "label-set" },
             Object.keys(set).sort().map(name => el("span", { class: "chip", text: `${name}="${set[name]}"` }))))),
-          el("td", { class: "time", text: storeTime(store.minTime) }),
-          el("td", { class: "time", text: storeTime(store.maxTime) }),
+          el("td", { class: "time", text: storeTime(store.minTime, store) }),
+          el("td", { class: "time", text: storeTime(store.maxTime, store) }),
           el("td", { text: store.lastCheck && !store.lastCheck.startsWith("0001") ? ago(Date.parse(store.lastCheck)) : "never" }),
           el("td", { class: "last-error", text: store.lastError || "" })));
         root.append(el("table", { class: "data stores" },
