@@ -116,10 +116,11 @@ fn fill(browser: &mut Browser, selector: &str, value: &str) -> anyhow::Result<()
     browser.type_text(value)
 }
 
-/// Waits until the completion list shows, and returns its entries.
-fn completions(browser: &mut Browser) -> anyhow::Result<Vec<String>> {
+/// Waits until the completion list shows entries of `kind` (metric, label, value), and
+/// returns its entries.
+fn completions(browser: &mut Browser, kind: &str) -> anyhow::Result<Vec<String>> {
     browser.wait_for(
-        "document.querySelector('ul.autocomplete:not([hidden]) li')",
+        &format!("document.querySelector('ul.autocomplete:not([hidden]) li[data-kind={kind}]')"),
         WAIT,
     )?;
     let items = browser.eval(
@@ -178,7 +179,7 @@ async fn graph_page_autocomplete_shared_links_and_stores_in_a_browser() -> anyho
     // Autocomplete: a metric name after typing its prefix, then label values of that metric.
     browser.click_selector("textarea.expr")?;
     browser.type_text("strata_test_lat")?;
-    let offered = completions(&mut browser)?;
+    let offered = completions(&mut browser, "metric")?;
     ensure!(
         offered
             .iter()
@@ -206,8 +207,14 @@ async fn graph_page_autocomplete_shared_links_and_stores_in_a_browser() -> anyho
         "document.querySelector('textarea.expr').value",
     )?;
     ensure!(typed == "strata_test_latency_seconds_count", "{typed:?}");
-    browser.type_text("{handler=\"")?;
-    let values = completions(&mut browser)?;
+    browser.type_text("{")?;
+    let labels = completions(&mut browser, "label")?;
+    ensure!(
+        labels == ["cluster", "handler", "instance"],
+        "label names offered: {labels:?}"
+    );
+    browser.type_text("handler=\"")?;
+    let values = completions(&mut browser, "value")?;
     ensure!(
         values == ["/api/v0", "/api/v1", "/api/v2"],
         "handler values offered: {values:?}"
