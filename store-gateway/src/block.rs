@@ -290,6 +290,21 @@ impl BucketBlock {
 
     /// The raw series entries of `refs` (sorted), from the cache or the index.
     pub async fn series(&self, refs: &[u32]) -> Result<Vec<(u32, SeriesEntry)>> {
+        let raw = self.series_bytes(refs).await?;
+        let decode_error = self.decode_error("index");
+        refs.iter()
+            .zip(raw)
+            .map(|(&series_ref, bytes)| {
+                decode_series_entry(&bytes, series_ref)
+                    .map(|entry| (series_ref, entry))
+                    .map_err(&decode_error)
+            })
+            .collect()
+    }
+
+    /// The encoded series entries of `refs` (sorted), from the cache or the index, one per
+    /// ref: decode them with [`decode_series_entry`] (off the async workers).
+    pub async fn series_bytes(&self, refs: &[u32]) -> Result<Vec<Bytes>> {
         let block = self.ulid();
         let decode_error = self.decode_error("index");
         let mut raw: Vec<Option<Bytes>> = Vec::with_capacity(refs.len());
@@ -311,8 +326,11 @@ impl BucketBlock {
             .iter()
             .filter_map(|&i| refs.get(i))
             .map(|&r| {
-                let start = u64::from(r) * 16;
-                start..(start + self.series_estimate).min(self.index_size)
+                let start = u64::from(r).saturating_mul(16).min(self.index_size);
+                start
+                    ..start
+                        .saturating_add(self.series_estimate)
+                        .min(self.index_size)
             })
             .collect();
         let parts = partition(&ranges, MAX_GAP);
@@ -334,9 +352,21 @@ impl BucketBlock {
                 let bytes = if span <= available.len() {
                     Bytes::copy_from_slice(available.get(..span).unwrap_or(&[]))
                 } else {
+                    // Longer than the estimate: read it whole, but never past the index's end
+                    // (a corrupt length must not turn into a huge read).
+                    let end = range.start.saturating_add(span as u64);
+                    if end > self.index_size {
+                        return Err(decode_error(strata_tsdb::Error::corrupt(
+                            "series",
+                            range.start,
+                            format!(
+                                "entry of {span} bytes runs past the end of the index ({} bytes)",
+                                self.index_size
+                            ),
+                        )));
+                    }
                     self.context.metrics.series_refetches.inc();
-                    self.get_range(object.clone(), range.start..range.start + span as u64)
-                        .await?
+                    self.get_range(object.clone(), range.start..end).await?
                 };
                 if let Some(&series_ref) = refs.get(index) {
                     self.context.caches.put_index(
@@ -349,22 +379,7 @@ impl BucketBlock {
                 }
             }
         }
-        let mut out = Vec::with_capacity(refs.len());
-        for (&series_ref, bytes) in refs.iter().zip(raw) {
-            let bytes = bytes.unwrap_or_default();
-            let offset = u64::from(series_ref) * 16;
-            let entry = decode_series(&bytes, offset)
-                .map_err(&decode_error)?
-                .ok_or_else(|| {
-                    decode_error(strata_tsdb::Error::corrupt(
-                        "series",
-                        offset,
-                        "truncated series entry",
-                    ))
-                })?;
-            out.push((series_ref, entry));
-        }
-        Ok(out)
+        Ok(raw.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     /// The chunks of `refs`, from the cache or the segment files.
@@ -442,6 +457,14 @@ impl BucketBlock {
         }
         Ok(out)
     }
+}
+
+/// Decodes the series entry `series_ref` from its bytes (as [`BucketBlock::series_bytes`]
+/// returns them); a missing or truncated entry is a decode error.
+pub fn decode_series_entry(bytes: &[u8], series_ref: u32) -> strata_tsdb::Result<SeriesEntry> {
+    let offset = u64::from(series_ref).saturating_mul(16);
+    decode_series(bytes, offset)?
+        .ok_or_else(|| strata_tsdb::Error::corrupt("series", offset, "truncated series entry"))
 }
 
 /// Bytes spanned by the series entry starting at `data[0]` (length varint, body, CRC).
