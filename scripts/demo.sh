@@ -111,7 +111,7 @@ for s in body["data"]["result"]:
 for w in body.get("warnings", []):
     print("  warning:", w)
 ' "$answer"
-echo "== UI: $q/   (stores: $q/api/v1/stores)"
+echo "== UI: $q/graph   (stores: $q/stores)"
 [ "${STRATA_DEMO_ONCE:-0}" = 1 ] && exit 0
 echo "== Ctrl-C stops everything."
 while true; do sleep 3600; done

@@ -347,7 +347,8 @@ struct Evaluation {
     stats: bool,
 }
 
-/// Prometheus's `stats` object (timings in seconds, sample counts).
+/// Prometheus's `stats` object (timings in seconds, sample counts), plus the series read from
+/// the stores as `series.totalQueryableSeries` (Strata's; the UI shows it).
 fn write_stats(
     out: &mut String,
     queue: Duration,
@@ -357,11 +358,12 @@ fn write_stats(
 ) {
     let eval = eval.as_secs_f64();
     out.push_str(&format!(
-        "\"stats\":{{\"timings\":{{\"evalTotalTime\":{eval},\"resultSortTime\":0,\"queryPreparationTime\":0,\"innerEvalTime\":{eval},\"execQueueTime\":{},\"execTotalTime\":{}}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+        "\"stats\":{{\"timings\":{{\"evalTotalTime\":{eval},\"resultSortTime\":0,\"queryPreparationTime\":0,\"innerEvalTime\":{eval},\"execQueueTime\":{},\"execTotalTime\":{}}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}},\"series\":{{\"totalQueryableSeries\":{}}}}}",
         queue.as_secs_f64(),
         total.as_secs_f64(),
         stats.samples_touched,
         stats.peak_samples,
+        stats.series_touched,
     ));
 }
 

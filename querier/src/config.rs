@@ -189,7 +189,8 @@ pub struct Config {
     )]
     pub query_default_tenant_id: String,
 
-    /// Prefix for API and UI endpoints.
+    /// Prefix for API and UI endpoints (defaults to web.external-prefix); /metrics and the
+    /// probes stay at the root.
     #[arg(
         long = "web.route-prefix",
         env = "STRATA_WEB_ROUTE_PREFIX",
@@ -198,12 +199,22 @@ pub struct Config {
     pub web_route_prefix: String,
 
     /// Static prefix for all HTML links and redirect URLs in the UI query web interface.
+    /// Actual endpoints are still served on / or the web.route-prefix, which defaults to it.
     #[arg(
         long = "web.external-prefix",
         env = "STRATA_WEB_EXTERNAL_PREFIX",
         default_value = ""
     )]
     pub web_external_prefix: String,
+
+    /// Name of HTTP request header used for dynamic prefixing of UI links and redirects
+    /// (ignored when web.external-prefix is set; only enable it behind a proxy that sets it).
+    #[arg(
+        long = "web.prefix-header",
+        env = "STRATA_WEB_PREFIX_HEADER",
+        default_value = ""
+    )]
+    pub web_prefix_header: String,
 
     /// Disable CORS headers to be set by the querier.
     #[arg(long = "web.disable-cors", env = "STRATA_WEB_DISABLE_CORS")]

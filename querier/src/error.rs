@@ -59,6 +59,14 @@ pub enum Error {
     #[error("resolve endpoint {address}: {reason}")]
     Resolve { address: String, reason: String },
 
+    /// A flag's value cannot be used; start-up stops naming it.
+    #[error("invalid --{flag}={value:?}: expected {expected}")]
+    BadFlag {
+        flag: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+
     /// Scaffolding (servers, clients) failed.
     #[error(transparent)]
     Common(#[from] strata_common::error::Error),
@@ -67,7 +75,7 @@ pub enum Error {
 impl ClassifiedError for Error {
     fn error_code(&self) -> ErrorCode {
         match self {
-            Self::BadParameter { .. } => ErrorCode::BadData,
+            Self::BadParameter { .. } | Self::BadFlag { .. } => ErrorCode::BadData,
             Self::Store { code, .. } => *code,
             Self::StoreTimeout { .. } => ErrorCode::Timeout,
             Self::NoStores => ErrorCode::Unavailable,

@@ -7,7 +7,8 @@
 //!   deduplication and partial response;
 //! - [`dedup`]: lazy chunk decoding and replica deduplication (Thanos's penalty algorithm);
 //! - [`queryable`]: the fan-out as the PromQL engine's storage;
-//! - [`api`]: the HTTP API (`/api/v1/*`) with Prometheus's JSON; [`ui`]: the page at `/`;
+//! - [`api`]: the HTTP API (`/api/v1/*`) with Prometheus's JSON; [`ui`]: the web UI and the
+//!   routing of both under `--web.route-prefix`;
 //! - [`store_server`]: the querier's own StoreAPI, for stacking queriers.
 //!
 //! [`start`] wires them on the shutdown tree; `main` only parses flags and calls [`run`].
@@ -120,6 +121,23 @@ pub async fn start(
     registry: &MetricsRegistry,
     shutdown: &Shutdown,
 ) -> Result<Started> {
+    // Prefix flags are checked before anything listens: a bad one fails start-up.
+    let ui_config = ui::UiConfig {
+        partial_response: config.partial_response_enabled(),
+        auto_downsampling: config.query_auto_downsampling,
+        ..ui::UiConfig::from_flags(
+            &config.web_route_prefix,
+            &config.web_external_prefix,
+            &config.web_prefix_header,
+        )?
+    };
+    if ui_config.route_prefix != ui_config.external_prefix {
+        tracing::warn!(
+            route_prefix = %ui_config.route_prefix,
+            external_prefix = %ui_config.external_prefix,
+            "different values for --web.route-prefix and --web.external-prefix detected, web UI may not work without a reverse-proxy"
+        );
+    }
     let prober = Prober::new(COMPONENT, registry);
     let metrics = metrics::QuerierMetrics::new(registry);
     let discovery = Discovery::new(
@@ -169,7 +187,7 @@ pub async fn start(
         config.query_max_concurrent,
         metrics,
     ));
-    let app = api::routes(api).merge(ui::routes());
+    let app = ui::routes(ui_config, api::routes(api));
     let router = http_server::router(registry, &prober, app);
     let http_address = http_server::start(&config.http, router, shutdown).await?;
     prober.set_healthy();

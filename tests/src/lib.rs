@@ -1,8 +1,10 @@
 //! Harness for Strata's end-to-end tests: real Prometheus and promtool (Debian's 2.42), a real S3
 //! server (moto, with authentication on) and the real Strata binaries, all on 127.0.0.1.
-//! The tests themselves live in `tests/tests/*.rs`.
+//! Browser tests drive headless Chromium ([`browser`]). The tests themselves live in
+//! `tests/tests/*.rs`.
 
 pub mod bins;
+pub mod browser;
 pub mod demo_service;
 pub mod faults;
 pub mod prom;

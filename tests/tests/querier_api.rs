@@ -503,6 +503,12 @@ async fn prometheus_shapes_errors_metrics_and_concurrency() -> anyhow::Result<()
         "{body}"
     );
     assert!(stats["samples"]["peakSamples"].is_u64(), "{body}");
+    // Strata's addition: the series read (two per cluster after deduplication).
+    assert_eq!(
+        stats["series"]["totalQueryableSeries"].as_u64(),
+        Some(4),
+        "{body}"
+    );
 
     // CORS like Prometheus: OPTIONS is 204, the origin is echoed.
     let response = client
@@ -607,8 +613,16 @@ async fn prometheus_shapes_errors_metrics_and_concurrency() -> anyhow::Result<()
     }
 
     // The UI and the metrics.
+    // `/` redirects to the graph page, whose script calls the API.
     let page = client.get(format!("{base}/")).send().await?.text().await?;
-    assert!(page.contains("api/v1/query_range"), "UI page");
+    assert!(page.contains("static/strata.js"), "UI page: {page}");
+    let script = client
+        .get(format!("{base}/static/strata.js"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(script.contains("api/v1/query_range"), "UI script");
     let metrics = client
         .get(format!("{base}/metrics"))
         .send()
