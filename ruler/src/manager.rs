@@ -172,7 +172,8 @@ impl Runtime {
                             .inc();
                         tracing::warn!(group = %group_key, rule = %expr, warnings = ?output.warnings, "rule evaluation returned warnings");
                     }
-                    let state = Arc::clone(state);
+                    // Evaluated on a copy, so the API never waits for a template's query.
+                    let snapshot = state.lock().rules.get(index).cloned();
                     let handle = tokio::runtime::Handle::current();
                     let client = Arc::clone(&self.query);
                     let external_labels = self.external_labels.clone();
@@ -192,15 +193,23 @@ impl Runtime {
                             query_offset,
                             query: &query,
                         };
-                        let mut group = state.lock();
-                        match group.rules.get_mut(index) {
-                            Some(rule) => rule.eval(output.samples, ts, &ctx),
-                            None => Ok(Default::default()),
-                        }
+                        snapshot.map(|mut rule| {
+                            let result = rule.eval(output.samples, ts, &ctx);
+                            (rule, result)
+                        })
                     })
                     .await
                     .map_err(|err| format!("rule evaluation task: {err}"))
-                    .and_then(|result| result)
+                    .and_then(|evaluated| {
+                        let Some((rule, result)) = evaluated else {
+                            return Ok(Default::default());
+                        };
+                        // Only this task changes its group's rules (a reload waits for it).
+                        if let Some(slot) = state.lock().rules.get_mut(index) {
+                            *slot = rule;
+                        }
+                        result
+                    })
                 }
                 Err(err) => Err(strata_common::error::error_chain(&err)),
             };

@@ -33,6 +33,7 @@ const RULES: &str = r#"groups:
       severity: page
     annotations:
       summary: "switch on in cluster {{ $labels.cluster }} ({{ $value }})"
+      targets: '{{ with query "count(up)" }}{{ . | first | value }}{{ end }} targets up'
 "#;
 
 /// Two live clusters with sidecars, a querier over both, a switch target and Alertmanager.
@@ -147,6 +148,8 @@ async fn alert_fires_in_alertmanager_resolves_and_ha_rulers_make_one_group() -> 
             format!("switch on in cluster {cluster} (1)"),
             "{alert}"
         );
+        // `query` runs through the querier: both clusters' two targets.
+        assert_eq!(alert["annotations"]["targets"], "4 targets up", "{alert}");
         let generator = alert["generatorURL"].as_str().unwrap_or_default();
         assert!(
             generator.starts_with("http://strata.example.com/graph?g0.expr=strata_test_switch"),
