@@ -323,3 +323,76 @@ impl EndpointGroup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thanos_query_and_alertmanagers_configs_parse() {
+        let query = parse_query_config(
+            "- static_configs: ['q1:9090', 'dnssrv+_http._tcp.thanos-query.ns']\n  scheme: https\n  path_prefix: /thanos/\n  http_config:\n    basic_auth: {username: u, password: p}\n",
+        )
+        .expect("query config");
+        let group = EndpointGroup::from_config(
+            &query[0],
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+            DnsMetrics::default(),
+        )
+        .expect("group");
+        assert_eq!(group.scheme, "https");
+        assert_eq!(group.path_prefix, "/thanos");
+        assert!(
+            parse_query_config("- statik_configs: []\n").is_err(),
+            "unknown field"
+        );
+
+        let alertmanagers = parse_alertmanagers_config(
+            "alertmanagers:\n- static_configs: ['am:9093']\n  timeout: 3s\n  api_version: v2\n",
+        )
+        .expect("alertmanagers config");
+        let group = EndpointGroup::from_config(
+            &alertmanagers[0],
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+            DnsMetrics::default(),
+        )
+        .expect("group");
+        assert_eq!(group.timeout, Duration::from_secs(3));
+        let v1 = parse_alertmanagers_config(
+            "alertmanagers:\n- static_configs: ['am:9093']\n  api_version: v1\n",
+        )
+        .expect("parses");
+        let err = EndpointGroup::from_config(
+            &v1[0],
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+            DnsMetrics::default(),
+        )
+        .expect_err("v1 refused");
+        assert!(err.to_string().contains("v1"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn urls_join_scheme_host_and_prefix() {
+        let group = EndpointGroup::from_url(
+            "http://user:pw@127.0.0.1:9093/am/",
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+            DnsMetrics::default(),
+        )
+        .expect("group");
+        assert_eq!(
+            group.urls("/api/v2/alerts").await,
+            vec![(
+                "127.0.0.1:9093".to_owned(),
+                "http://127.0.0.1:9093/am/api/v2/alerts".to_owned()
+            )]
+        );
+    }
+}
