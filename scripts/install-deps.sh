@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Strata's demo and tests need on a fresh Debian machine, and nothing that is
-# already there: Prometheus 2.42 with promtool (Debian's package), Chromium for the browser
-# tests (Debian's package), the moto S3 server (PyPI),
-# and the Rust toolchain's cargo-nextest when it is missing. Safe to run again.
+# already there: Prometheus 2.42 with promtool and Alertmanager (Debian's packages), Chromium
+# for the browser tests (Debian's package), the moto S3 server (PyPI), and the Rust toolchain's
+# cargo-nextest when it is missing. Safe to run again.
 set -euo pipefail
 
 need_apt=()
 [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || need_apt+=(prometheus)
+# The ruler's end-to-end tests send alerts to a real Alertmanager.
+[ -x /usr/bin/prometheus-alertmanager ] || need_apt+=(prometheus-alertmanager)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Headless Chromium for the querier UI's browser tests (tests/tests/querier_ui.rs).

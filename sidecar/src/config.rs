@@ -153,8 +153,8 @@ pub struct Config {
     )]
     pub shipper_ignore_unequal_block_size: bool,
 
-    /// Hidden (as in Thanos); accepted for manifest compatibility. Strata always uploads in
-    /// time order.
+    /// Hidden (as in Thanos): a block that fails to upload does not stop the newer ones from
+    /// going up (it is retried at every sync); compacted blocks skip the overlap check.
     #[arg(
         long = "shipper.allow-out-of-order-uploads",
         env = "STRATA_SHIPPER_ALLOW_OUT_OF_ORDER_UPLOADS",

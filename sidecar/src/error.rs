@@ -1,6 +1,7 @@
-//! The sidecar's error type: failures talking to Prometheus, reading its blocks and shipping
-//! them. Each variant names the object involved (URL path, block ULID, file); the class for
-//! gRPC and HTTP comes from [`ClassifiedError`], so call sites never build statuses.
+//! The sidecar's error type: failures talking to Prometheus and decoding what it sends (the
+//! shipper's errors are `strata_common::shipper::Error`). Each variant names the object
+//! involved (URL path, series, file); the class for gRPC and HTTP comes from
+//! [`ClassifiedError`], so call sites never build statuses.
 
 use std::path::PathBuf;
 
@@ -73,41 +74,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("read block {block}")]
-    ReadBlock {
-        block: String,
-        source: strata_tsdb::Error,
-    },
-
-    #[error("block {block} is corrupted: {reason}")]
-    CorruptedBlock { block: String, reason: String },
-
-    #[error("upload block {block} object {object}")]
-    Upload {
-        block: String,
-        object: String,
-        source: Box<strata_common::objstore::Error>,
-    },
-
-    #[error("bucket operation {operation} for block {block}")]
-    Bucket {
-        operation: &'static str,
-        block: String,
-        source: Box<strata_common::objstore::Error>,
-    },
-
     #[error("objstore config")]
     ObjstoreConfig {
         source: Box<strata_common::objstore::Error>,
     },
-
-    #[error(
-        "compacted block {block} overlaps block {existing} already in the bucket with the same labels; refusing to upload it"
-    )]
-    OverlappingCompactedBlock { block: String, existing: String },
-
-    #[error("shipper state file {path}: {reason}")]
-    ShipperState { path: PathBuf, reason: String },
 }
 
 impl Error {
@@ -145,10 +115,7 @@ impl ClassifiedError for Error {
             Error::RemoteReadFrame { .. } | Error::UnsupportedChunkEncoding { .. } => {
                 ErrorCode::DataLoss
             }
-            Error::CorruptedBlock { .. } | Error::ReadBlock { .. } => ErrorCode::DataLoss,
-            Error::Upload { source, .. }
-            | Error::Bucket { source, .. }
-            | Error::ObjstoreConfig { source } => source.code(),
+            Error::ObjstoreConfig { source } => source.code(),
             _ => ErrorCode::Internal,
         }
     }

@@ -9,7 +9,8 @@
 //!
 //! Modules: [`config`] (flags), [`prometheus`] (HTTP client), [`remote_read`] (frame and
 //! chunk decoding), [`heartbeat`] (shared metadata and its refresh), [`store`] (StoreAPI and
-//! Info), [`shipper`] (uploads), [`metrics`], [`error`].
+//! Info), [`metrics`], [`error`]. The shipper (uploads) is `strata_common::shipper`, shared
+//! with the ruler.
 
 mod config;
 pub mod error;
@@ -17,7 +18,6 @@ pub mod heartbeat;
 pub mod metrics;
 pub mod prometheus;
 pub mod remote_read;
-pub mod shipper;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use strata_common::http_server::Prober;
 use strata_common::objstore::{Bucket, BucketConfig};
+use strata_common::shipper::{LabelsSource, Shipper, ShipperConfig, ShipperMetrics};
 use strata_common::shutdown::Shutdown;
 use strata_common::telemetry::MetricsRegistry;
 use strata_common::{grpc_server, http_server, telemetry};
@@ -33,9 +34,8 @@ pub use config::Config;
 pub use error::{Error, Result};
 
 use crate::heartbeat::{Heartbeat, PrometheusMeta};
-use crate::metrics::{ShipperMetrics, SidecarMetrics};
+use crate::metrics::SidecarMetrics;
 use crate::prometheus::{HttpClientConfig, PrometheusClient};
-use crate::shipper::{Shipper, ShipperConfig};
 use crate::store::{Limits, SidecarStore};
 
 /// The Thanos subcommand word this binary accepts as its optional first argument.
@@ -194,15 +194,20 @@ pub async fn start(
         let shipper = Shipper::new(
             ShipperConfig {
                 tsdb_path: config.tsdb_path.clone(),
+                source: "sidecar",
                 state_file_name: config.shipper_meta_file_name.clone(),
                 upload_compacted: config.shipper_upload_compacted,
                 skip_corrupted: config.shipper_skip_corrupted_blocks,
                 hash_sha256: config.hash_func == "SHA256",
                 upload_concurrency: config.shipper_upload_concurrency,
+                allow_out_of_order_uploads: config.shipper_allow_out_of_order_uploads,
                 interval: config.shipper_sync_interval,
             },
             bucket,
-            meta.clone(),
+            {
+                let meta = meta.clone();
+                LabelsSource::new(move || meta.external_labels())
+            },
             ShipperMetrics::register(metrics),
         );
         shutdown.spawn("shipper", move |token| shipper.run(token));

@@ -18,21 +18,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// One of the four Strata services.
+/// One of the Strata services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     Sidecar,
     Querier,
     StoreGateway,
     Compactor,
+    Ruler,
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [
+    pub const ALL: [Service; 5] = [
         Service::Sidecar,
         Service::Querier,
         Service::StoreGateway,
         Service::Compactor,
+        Service::Ruler,
     ];
 
     /// The binary's file name.
@@ -42,6 +44,7 @@ impl Service {
             Service::Querier => "strata-querier",
             Service::StoreGateway => "strata-store-gateway",
             Service::Compactor => "strata-compactor",
+            Service::Ruler => "strata-ruler",
         }
     }
 
@@ -52,6 +55,7 @@ impl Service {
             Service::Querier => "query",
             Service::StoreGateway => "store",
             Service::Compactor => "compact",
+            Service::Ruler => "rule",
         }
     }
 
@@ -65,6 +69,9 @@ impl Service {
     pub fn required_args(self) -> &'static [&'static str] {
         match self {
             Service::Compactor => &["--wait"],
+            // The ruler refuses to start without a query API (as Thanos's); nothing listens
+            // there, which only matters to rules, and by default there are none.
+            Service::Ruler => &["--query=127.0.0.1:1"],
             _ => &[],
         }
     }

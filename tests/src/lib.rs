@@ -8,6 +8,7 @@ pub mod browser;
 pub mod demo_service;
 pub mod faults;
 pub mod prom;
+pub mod ruler;
 pub mod s3;
 pub mod sidecar;
 pub mod store_gateway;

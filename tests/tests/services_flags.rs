@@ -133,6 +133,55 @@ fn compactor_help_lists_thanos_flags() -> anyhow::Result<()> {
 }
 
 #[test]
+fn ruler_help_lists_thanos_flags() -> anyhow::Result<()> {
+    let text = help(Service::Ruler)?;
+    assert_lists(
+        Service::Ruler,
+        &text,
+        &[
+            "--http-address",
+            "--grpc-address",
+            "--data-dir",
+            "--rule-file",
+            "--eval-interval",
+            "--query",
+            "--query.config-file",
+            "--query.sd-files",
+            "--alertmanagers.url",
+            "--alertmanagers.config-file",
+            "--alertmanagers.send-timeout",
+            "--label",
+            "--alert.label-drop",
+            "--alert.query-url",
+            "--resend-delay",
+            "--for-grace-period",
+            "--for-outage-tolerance",
+            "--tsdb.block-duration",
+            "--tsdb.retention",
+            "--objstore.config",
+        ],
+    );
+    // Like Thanos's, the ruler refuses to start without a query API.
+    let (status, _, stderr) = run_to_completion(
+        "strata-ruler",
+        &[
+            "rule",
+            "--http-address=127.0.0.1:0",
+            "--grpc-address=127.0.0.1:0",
+        ],
+    )?;
+    assert!(!status.success());
+    assert!(stderr.contains("--query"), "{stderr}");
+    let (status, _, stderr) = run_to_completion(
+        "strata-ruler",
+        &["rule", "--query=a:1", "--rule-concurrent-evaluation=4"],
+    )?;
+    assert!(!status.success());
+    assert!(stderr.contains("rule-concurrent-evaluation"), "{stderr}");
+    Ok(())
+}
+
+#[test]
 fn help_works_without_the_subcommand_word() -> anyhow::Result<()> {
     for service in Service::ALL {
         let (status, stdout, _) = run_to_completion(service.binary_name(), &["--help"])?;

@@ -73,6 +73,7 @@ async fn check_lifecycle_with(
         Service::Querier => "query",
         Service::StoreGateway => "store",
         Service::Compactor => "compact",
+        Service::Ruler => "rule",
     };
     assert!(
         metrics.contains(&format!(
@@ -171,6 +172,12 @@ async fn store_gateway_lifecycle() -> anyhow::Result<()> {
 async fn compactor_lifecycle() -> anyhow::Result<()> {
     check_lifecycle(Service::Compactor, true).await?;
     check_lifecycle(Service::Compactor, false).await
+}
+
+#[tokio::test]
+async fn ruler_lifecycle() -> anyhow::Result<()> {
+    check_lifecycle(Service::Ruler, true).await?;
+    check_lifecycle(Service::Ruler, false).await
 }
 
 #[tokio::test]

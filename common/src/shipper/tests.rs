@@ -3,15 +3,13 @@
 use std::path::Path;
 
 use prometheus_client::registry::Registry;
-use strata_common::objstore::{Bucket, BucketConfig};
-use strata_common::telemetry::MetricsRegistry;
 use strata_tsdb::BlockWriter;
 use strata_tsdb::block::SeriesChunk;
 use strata_tsdb::chunkenc::{Chunk, Encoding, XorAppender};
 use strata_tsdb::labels::Labels;
 
 use super::*;
-use crate::heartbeat::MetaSnapshot;
+use crate::objstore::BucketConfig;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -22,6 +20,10 @@ struct Fixture {
 }
 
 fn fixture(upload_compacted: bool) -> Fixture {
+    fixture_with(upload_compacted, false)
+}
+
+fn fixture_with(upload_compacted: bool, allow_out_of_order_uploads: bool) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let tsdb = dir.path().join("prometheus");
     let bucket_dir = dir.path().join("bucket");
@@ -33,24 +35,22 @@ fn fixture(upload_compacted: bool) -> Fixture {
     ))
     .expect("bucket config");
     let bucket = Bucket::from_config(&config, &mut Registry::default()).expect("bucket");
-    let meta = PrometheusMeta::new(MetaSnapshot {
-        external_labels: Labels::from_pairs([("cluster", "eu1"), ("replica", "0")]),
-        lowest_timestamp: 0,
-        up: true,
-    });
+    let labels = LabelsSource::fixed(Labels::from_pairs([("cluster", "eu1"), ("replica", "0")]));
     let metrics = ShipperMetrics::register(&MetricsRegistry::new());
     let shipper = Shipper::new(
         ShipperConfig {
             tsdb_path: tsdb.clone(),
+            source: "sidecar",
             state_file_name: "thanos.shipper.json".to_owned(),
             upload_compacted,
             skip_corrupted: false,
             hash_sha256: upload_compacted,
             upload_concurrency: 2,
+            allow_out_of_order_uploads,
             interval: Duration::from_secs(30),
         },
         bucket,
-        meta,
+        labels,
         metrics.clone(),
     );
     Fixture {
@@ -252,6 +252,45 @@ async fn corrupted_block_is_not_uploaded_and_stops_the_sync() {
     assert!(!fixture.bucket_dir.join(broken.to_string()).exists());
     // Order is preserved: the later block waits for the broken one.
     assert!(bucket_meta(&fixture, later).is_none());
+}
+
+/// `--shipper.allow-out-of-order-uploads`: a block that keeps failing does not hold back the
+/// newer ones, is retried at every sync, and goes up once it is repaired.
+#[tokio::test]
+async fn out_of_order_uploads_go_past_a_failing_block() {
+    let fixture = fixture_with(false, true);
+    let broken = write_block(&fixture.tsdb, 0, 3, 1);
+    let later = write_block(&fixture.tsdb, 7_200_000, 1, 1);
+    let latest = write_block(&fixture.tsdb, 14_400_000, 2, 1);
+    let segment = fixture.tsdb.join(broken.to_string()).join("chunks/000001");
+    let good_bytes = std::fs::read(&segment).expect("segment");
+    let mut bytes = good_bytes.clone();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&segment, &bytes).expect("corrupt");
+
+    let err = fixture.shipper.sync().await.expect_err("one block failed");
+    assert!(matches!(err, Error::FailedBlocks { failed: 1 }), "{err}");
+    assert_eq!(err.to_string(), "failed to sync 1 blocks");
+    assert!(bucket_meta(&fixture, later).is_some());
+    assert!(bucket_meta(&fixture, latest).is_some());
+    assert!(!fixture.bucket_dir.join(broken.to_string()).exists());
+    assert_eq!(fixture.metrics.uploads.get(), 2);
+    assert_eq!(fixture.metrics.upload_failures.get(), 1);
+    let state = read_state(&fixture.tsdb.join("thanos.shipper.json")).expect("state");
+    let mut expected = vec![later, latest];
+    expected.sort();
+    assert_eq!(state.uploaded, expected);
+
+    // Retried at the next sync (and failing again) without re-uploading the others.
+    assert!(fixture.shipper.sync().await.is_err());
+    assert_eq!(fixture.metrics.uploads.get(), 2);
+    assert_eq!(fixture.metrics.upload_failures.get(), 2);
+
+    // Once the block reads again it goes up.
+    std::fs::write(&segment, &good_bytes).expect("repair");
+    assert_eq!(fixture.shipper.sync().await.expect("sync"), 1);
+    assert!(bucket_meta(&fixture, broken).is_some());
 }
 
 #[test]

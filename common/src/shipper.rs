@@ -1,40 +1,207 @@
-//! The shipper: copies every finished Prometheus block in `--tsdb.path` to the bucket, once
-//! (reference/thanos.md sections 2.1, 2.2 and 3.3).
+//! The shipper: copies every finished block of a local TSDB directory to the bucket, once
+//! (reference/thanos.md sections 2.1, 2.2 and 3.3). Shared by the sidecar (Prometheus's
+//! `--tsdb.path`) and the ruler (its own `--data-dir`); each passes where the external labels
+//! come from and the `thanos.source` it writes.
 //!
 //! Each sync lists the ULID directories, oldest first, and uploads those not yet recorded in
 //! `thanos.shipper.json` that hold samples and are level 1 (any level with
 //! `--shipper.upload-compacted`). A block whose `meta.json` is already in the bucket is only
 //! recorded. Invariants:
-//! - Prometheus's files are never changed: the block is hard-linked (copied if linking fails)
-//!   into `<tsdb.path>/thanos/upload/<ULID>/`, which also keeps the data alive if Prometheus
+//! - The producer's files are never changed: the block is hard-linked (copied if linking
+//!   fails) into `<dir>/thanos/upload/<ULID>/`, which also keeps the data alive if retention
 //!   deletes the block mid-upload, and meta.json with the `thanos` section is written there.
 //! - The staged block is verified before upload: meta consistent with its directory, index
 //!   readable, every chunk of every series present with a good CRC and inside the block range.
 //! - Objects go up chunks first, then the index, then meta.json: no block is visible in the
-//!   bucket before all its data is. A sidecar killed mid-upload re-uploads the block from
+//!   bucket before all its data is. A process killed mid-upload re-uploads the block from
 //!   the start on restart (overwriting the partial objects), so it is uploaded exactly once.
 //! - The state file is replaced atomically (tmp, fsync, rename, fsync of the directory).
-//! - A failed upload ends the sync (blocks go up in time order); the next attempt comes after
-//!   an exponential backoff, capped at the sync interval.
+//! - By default a failed upload ends the sync (blocks go up in time order); the next attempt
+//!   comes after an exponential backoff, capped at the sync interval. With
+//!   `--shipper.allow-out-of-order-uploads` (Thanos's meaning) a failed block is logged and
+//!   counted, the later blocks still go up, and the failed one is retried at the next sync:
+//!   one block that keeps failing cannot hold back every newer block while retention deletes
+//!   the data. The sync then still reports the failure ("failed to sync N blocks").
 //! - A compacted block (with `--shipper.upload-compacted`) that overlaps a block already in
 //!   the bucket with the same external labels is refused: its data went up as its sources.
+//!   Out-of-order uploads skip that check, as in Thanos.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use futures::{StreamExt, TryStreamExt};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::{Deserialize, Serialize};
-use strata_common::error::error_chain;
-use strata_common::objstore::Bucket;
 use strata_tsdb::Block;
+use strata_tsdb::labels::Labels;
 use strata_tsdb::meta::{BlockMeta, ObjectHash, ThanosDownsample, ThanosFile, ThanosMeta};
 use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
-use crate::error::{Error, Result};
-use crate::heartbeat::PrometheusMeta;
-use crate::metrics::ShipperMetrics;
+use crate::error::{ClassifiedError, ErrorCode, error_chain};
+use crate::objstore::Bucket;
+use crate::telemetry::MetricsRegistry;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong while shipping; each variant names the block or file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("read block {block}")]
+    ReadBlock {
+        block: String,
+        source: strata_tsdb::Error,
+    },
+
+    #[error("block {block} is corrupted: {reason}")]
+    CorruptedBlock { block: String, reason: String },
+
+    #[error("upload block {block} object {object}")]
+    Upload {
+        block: String,
+        object: String,
+        source: Box<crate::objstore::Error>,
+    },
+
+    #[error("bucket operation {operation} for block {block}")]
+    Bucket {
+        operation: &'static str,
+        block: String,
+        source: Box<crate::objstore::Error>,
+    },
+
+    #[error(
+        "compacted block {block} overlaps block {existing} already in the bucket with the same labels; refusing to upload it"
+    )]
+    OverlappingCompactedBlock { block: String, existing: String },
+
+    #[error("shipper state file {path}: {reason}")]
+    ShipperState { path: PathBuf, reason: String },
+
+    #[error(
+        "no external labels configured, uniquely identifying external labels must be configured; see https://thanos.io/tip/thanos/storage.md#external-labels"
+    )]
+    NoExternalLabels,
+
+    /// With out-of-order uploads: the sync went on past these failures.
+    #[error("failed to sync {failed} blocks")]
+    FailedBlocks { failed: usize },
+}
+
+impl Error {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether the block itself is bad (as opposed to the bucket or the disk failing).
+    pub fn is_corrupted_block(&self) -> bool {
+        matches!(self, Error::CorruptedBlock { .. } | Error::ReadBlock { .. })
+    }
+}
+
+impl ClassifiedError for Error {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            Error::CorruptedBlock { .. } | Error::ReadBlock { .. } => ErrorCode::DataLoss,
+            Error::Upload { source, .. } | Error::Bucket { source, .. } => source.code(),
+            Error::NoExternalLabels => ErrorCode::Unavailable,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+/// `thanos_shipper_*`: what the shipper did.
+#[derive(Debug, Clone, Default)]
+pub struct ShipperMetrics {
+    pub dir_syncs: Counter,
+    pub dir_sync_failures: Counter,
+    pub uploads: Counter,
+    pub upload_failures: Counter,
+    pub corrupted_blocks: Counter,
+    /// 1 once every compacted block present at start-up is uploaded (with
+    /// `--shipper.upload-compacted`).
+    pub upload_compacted_done: Gauge,
+}
+
+impl ShipperMetrics {
+    pub fn register(metrics: &MetricsRegistry) -> Self {
+        let this = Self::default();
+        metrics.with_registry(|registry| {
+            registry.register(
+                "thanos_shipper_dir_syncs",
+                "Total number of dir syncs",
+                this.dir_syncs.clone(),
+            );
+            registry.register(
+                "thanos_shipper_dir_sync_failures",
+                "Total number of failed dir syncs",
+                this.dir_sync_failures.clone(),
+            );
+            registry.register(
+                "thanos_shipper_uploads",
+                "Total number of uploaded blocks",
+                this.uploads.clone(),
+            );
+            registry.register(
+                "thanos_shipper_upload_failures",
+                "Total number of block upload failures",
+                this.upload_failures.clone(),
+            );
+            registry.register(
+                "thanos_shipper_corrupted_blocks",
+                "Total number of corrupted blocks",
+                this.corrupted_blocks.clone(),
+            );
+            registry.register(
+                "thanos_shipper_upload_compacted_done",
+                "If 1 it means shipper uploaded all compacted blocks from the filesystem.",
+                this.upload_compacted_done.clone(),
+            );
+        });
+        this
+    }
+}
+
+/// Where the external labels stamped on each block come from, read at every upload (the
+/// sidecar's follow Prometheus's config; the ruler's are its `--label` flags).
+#[derive(Clone)]
+pub struct LabelsSource(Arc<dyn Fn() -> Labels + Send + Sync>);
+
+impl LabelsSource {
+    pub fn new(source: impl Fn() -> Labels + Send + Sync + 'static) -> Self {
+        Self(Arc::new(source))
+    }
+
+    /// A fixed label set.
+    pub fn fixed(labels: Labels) -> Self {
+        Self::new(move || labels.clone())
+    }
+
+    pub fn get(&self) -> Labels {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for LabelsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LabelsSource").field(&self.get()).finish()
+    }
+}
 
 const CHUNKS_DIR: &str = "chunks";
 const INDEX_FILE: &str = "index";
@@ -116,7 +283,10 @@ pub fn write_state(path: &Path, state: &ShipperState) -> Result<()> {
 /// The shipper's settings.
 #[derive(Debug, Clone)]
 pub struct ShipperConfig {
+    /// The directory holding the ULID block directories (and the state file).
     pub tsdb_path: PathBuf,
+    /// `thanos.source` in the uploaded meta.json (`sidecar`, `ruler`).
+    pub source: &'static str,
     pub state_file_name: String,
     pub upload_compacted: bool,
     /// Go on with later blocks when one is corrupted (it is retried at every sync).
@@ -125,15 +295,17 @@ pub struct ShipperConfig {
     pub hash_sha256: bool,
     /// `--shipper.upload-concurrency`: chunk files uploaded at once (0 or 1 = one at a time).
     pub upload_concurrency: usize,
+    /// `--shipper.allow-out-of-order-uploads`: a failed block does not stop later ones.
+    pub allow_out_of_order_uploads: bool,
     pub interval: Duration,
 }
 
-/// Uploads finished blocks from one Prometheus data directory.
+/// Uploads finished blocks from one TSDB directory.
 #[derive(Debug, Clone)]
 pub struct Shipper {
     config: ShipperConfig,
     bucket: Bucket,
-    meta: PrometheusMeta,
+    labels: LabelsSource,
     metrics: ShipperMetrics,
 }
 
@@ -148,13 +320,13 @@ impl Shipper {
     pub fn new(
         config: ShipperConfig,
         bucket: Bucket,
-        meta: PrometheusMeta,
+        labels: LabelsSource,
         metrics: ShipperMetrics,
     ) -> Self {
         Self {
             config,
             bucket,
-            meta,
+            labels,
             metrics,
         }
     }
@@ -230,6 +402,7 @@ impl Shipper {
         // Only blocks still present locally are kept, as in Thanos.
         let mut uploaded: BTreeSet<Ulid> = previously.intersection(&local).copied().collect();
         let mut count = 0;
+        let mut failed_blocks = 0;
         let mut outcome = Ok(());
         let mut bucket_metas: Option<Vec<BlockMeta>> = None;
         for block in &blocks {
@@ -260,7 +433,7 @@ impl Shipper {
                     break;
                 }
             }
-            if block.meta.compaction.level > 1 {
+            if block.meta.compaction.level > 1 && !self.config.allow_out_of_order_uploads {
                 // A compacted block may hold data already shipped as its sources.
                 if bucket_metas.is_none() {
                     match self.bucket_metas().await {
@@ -271,7 +444,7 @@ impl Shipper {
                         }
                     }
                 }
-                let labels = self.meta.external_labels();
+                let labels = self.labels.get();
                 if let Some(existing) = bucket_metas
                     .as_deref()
                     .unwrap_or_default()
@@ -296,14 +469,18 @@ impl Shipper {
                 }
                 Err(err) => {
                     self.metrics.upload_failures.inc();
-                    let corrupted =
-                        matches!(err, Error::CorruptedBlock { .. } | Error::ReadBlock { .. });
-                    if corrupted {
+                    if err.is_corrupted_block() {
                         self.metrics.corrupted_blocks.inc();
                         if self.config.skip_corrupted {
                             tracing::error!(block = %ulid, error = %error_chain(&err), "corrupted block skipped");
                             continue;
                         }
+                    }
+                    if self.config.allow_out_of_order_uploads {
+                        // Later blocks still go up; this one is retried at the next sync.
+                        tracing::error!(block = %ulid, error = %error_chain(&err), "shipping failed");
+                        failed_blocks += 1;
+                        continue;
                     }
                     outcome = Err(err);
                     break;
@@ -321,6 +498,11 @@ impl Shipper {
                 .set(i64::from(!compacted_pending));
         }
         self.save_state(&uploaded)?;
+        if outcome.is_ok() && failed_blocks > 0 {
+            outcome = Err(Error::FailedBlocks {
+                failed: failed_blocks,
+            });
+        }
         outcome.map(|()| count)
     }
 
@@ -372,7 +554,7 @@ impl Shipper {
     /// Stages, verifies and uploads one block (meta.json last), then removes the staging copy.
     async fn upload(&self, block: &LocalBlock) -> Result<()> {
         let ulid = block.meta.ulid;
-        let external_labels = self.meta.external_labels();
+        let external_labels = self.labels.get();
         if external_labels.is_empty() {
             return Err(Error::NoExternalLabels);
         }
@@ -384,10 +566,11 @@ impl Shipper {
             .map(|label| (label.name.clone(), label.value.clone()))
             .collect();
         let hash_sha256 = self.config.hash_sha256;
+        let source = self.config.source;
         let (meta, files) = tokio::task::spawn_blocking(move || {
             stage_block(&source_dir, &staging_dir)?;
             let meta = verify_block(&staging_dir)?;
-            finish_meta(&staging_dir, meta, labels, hash_sha256)
+            finish_meta(&staging_dir, meta, labels, source, hash_sha256)
         })
         .await
         .map_err(|err| Error::io("stage block", &staging, std::io::Error::other(err)))??;
@@ -585,12 +768,13 @@ pub fn verify_block(dir: &Path) -> Result<BlockMeta> {
     Ok(meta)
 }
 
-/// Adds the `thanos` section (labels, resolution 0, source "sidecar", files with sizes) and
-/// writes the staged meta.json; returns the meta and its file list.
+/// Adds the `thanos` section (labels, resolution 0, `source`, files with sizes) and writes the
+/// staged meta.json; returns the meta and its file list.
 fn finish_meta(
     staging: &Path,
     mut meta: BlockMeta,
     labels: std::collections::BTreeMap<String, String>,
+    source: &str,
     hash_sha256: bool,
 ) -> Result<(BlockMeta, Vec<ThanosFile>)> {
     let chunks = staging.join(CHUNKS_DIR);
@@ -627,13 +811,13 @@ fn finish_meta(
         version: 1,
         labels,
         downsample: ThanosDownsample { resolution: 0 },
-        source: "sidecar".to_owned(),
+        source: source.to_owned(),
         segment_files,
         files: files.clone(),
         upload_time: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         ..previous
     });
-    // The staged meta.json is a hard link to Prometheus's file: replace the link, never write
+    // The staged meta.json is a hard link to the producer's file: replace the link, never write
     // through it.
     let staged_meta = staging.join(META_FILE);
     std::fs::remove_file(&staged_meta)
