@@ -13,6 +13,8 @@
 //!   [`index::IndexReader`], [`index::IndexWriter`], postings and matcher lookup);
 //!   [`tombstones`]: the tombstones file.
 //! - [`block`]: [`block::Block`] (open, select, iterate samples) and [`block::BlockWriter`].
+//! - [`dedup`]: merging the replicas of a series (Thanos's penalty algorithm, chained merge),
+//!   shared by the querier and the compactor.
 //!
 //! Invariants: no input bytes can make this crate panic; every decoder returns [`Error`]
 //! naming the section and offset, and the block layer adds the block and file.
@@ -23,6 +25,7 @@
 pub mod block;
 pub mod chunkenc;
 pub mod chunks;
+pub mod dedup;
 pub mod dump;
 pub mod encoding;
 mod error;
