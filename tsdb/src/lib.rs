@@ -13,6 +13,10 @@
 //!   [`index::IndexReader`], [`index::IndexWriter`], postings and matcher lookup);
 //!   [`tombstones`]: the tombstones file.
 //! - [`block`]: [`block::Block`] (open, select, iterate samples) and [`block::BlockWriter`].
+//! - [`compact`]: merging blocks into new blocks (k-way, chunks copied where they do not
+//!   overlap, vertical merge where they do, output cut before the index limits).
+//! - [`downsample`]: 5m and 1h aggregate blocks exactly as Thanos builds them, and the
+//!   counter-reset-applying reader of counter aggregates.
 //! - [`dedup`]: merging the replicas of a series (Thanos's penalty algorithm, chained merge),
 //!   shared by the querier and the compactor.
 //!
@@ -25,7 +29,9 @@
 pub mod block;
 pub mod chunkenc;
 pub mod chunks;
+pub mod compact;
 pub mod dedup;
+pub mod downsample;
 pub mod dump;
 pub mod encoding;
 mod error;
