@@ -273,6 +273,55 @@ impl dedup::SampleSource for Replica {
     }
 }
 
+/// One chunk's counter samples (its raw data, or its counter aggregate), decoded when
+/// [`strata_tsdb::downsample::CounterResets`] reaches it.
+struct CounterChunk {
+    series: String,
+    chunk: Option<thanos::AggrChunk>,
+    decoded: std::vec::IntoIter<(i64, f64)>,
+}
+
+impl dedup::SampleSource for CounterChunk {
+    type Error = strata_promql::Error;
+
+    fn next_sample(&mut self) -> strata_promql::Result<Option<(i64, f64)>> {
+        if let Some(chunk) = self.chunk.take() {
+            let mut decoded = Vec::new();
+            decode_chunk(&chunk, ChunkReadMode::Counter, &mut decoded).map_err(|source| {
+                storage_error(Error::DecodeChunk {
+                    series: std::mem::take(&mut self.series),
+                    source,
+                })
+            })?;
+            self.decoded = decoded.into_iter();
+        }
+        Ok(self.decoded.next())
+    }
+}
+
+/// The counter aggregates of one virtual replica read as Thanos reads them: one monotonic
+/// series across chunks and blocks, resets between chunks detected from the true first and
+/// last raw values each counter chunk keeps (reference/thanos.md 6.6). Raw chunks of the same
+/// replica go through it too, so a raw block next to a downsampled one joins up.
+fn counter_iterator(
+    series: &str,
+    chunks: Vec<thanos::AggrChunk>,
+) -> Box<dyn SampleIterator + Send> {
+    let sources = chunks
+        .into_iter()
+        .map(|chunk| {
+            Box::new(CounterChunk {
+                series: series.to_owned(),
+                chunk: Some(chunk),
+                decoded: Vec::new().into_iter(),
+            }) as dedup::BoxedSource<'static, strata_promql::Error>
+        })
+        .collect();
+    Box::new(Merged(Box::new(
+        strata_tsdb::downsample::CounterResets::new(sources),
+    )))
+}
+
 /// The merged replicas as an engine sample iterator.
 struct Merged(dedup::BoxedSource<'static, strata_promql::Error>);
 
@@ -297,8 +346,14 @@ pub fn series_iterator(
     let mut replicas: Vec<Box<dyn SampleIterator + Send>> = overlap_split(chunks)
         .into_iter()
         .map(|chunks| {
-            Box::new(ChunkIterator::new(series_name.clone(), chunks, mode))
-                as Box<dyn SampleIterator + Send>
+            // Counter aggregates need the reset-applying reader; raw-only replicas keep the
+            // engine's own reset handling (so `resets` still counts resets on raw data).
+            if mode.is_counter() && chunks.iter().any(|chunk| chunk.raw.is_none()) {
+                counter_iterator(&series_name, chunks)
+            } else {
+                Box::new(ChunkIterator::new(series_name.clone(), chunks, mode))
+                    as Box<dyn SampleIterator + Send>
+            }
         })
         .collect();
     if replicas.len() <= 1 {
