@@ -20,6 +20,8 @@
 //! - [`dedup`]: merging the replicas of a series (Thanos's penalty algorithm, chained merge),
 //!   shared by the querier and the compactor.
 //!
+//! - [`verify`]: block health checks (order, overlaps, ranges, chunk checksums).
+//!
 //! Invariants: no input bytes can make this crate panic; every decoder returns [`Error`]
 //! naming the section and offset, and the block layer adds the block and file.
 //!
@@ -41,6 +43,7 @@ pub mod labels;
 pub mod meta;
 pub mod source;
 pub mod tombstones;
+pub mod verify;
 
 pub use block::{Block, BlockWriter};
 pub use error::{Error, Result};
