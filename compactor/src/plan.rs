@@ -97,7 +97,7 @@ pub fn plan(blocks: &[BlockMeta], no_compact: &HashSet<Ulid>) -> Vec<BlockMeta> 
         .iter()
         .filter(|m| !no_compact.contains(&m.ulid))
         .collect();
-    let overlapping = select_overlapping(&not_excluded);
+    let overlapping = select_all_overlapping(&not_excluded);
     if !overlapping.is_empty() {
         return overlapping.into_iter().cloned().collect();
     }
@@ -122,6 +122,27 @@ pub fn plan(blocks: &[BlockMeta], no_compact: &HashSet<Ulid>) -> Vec<BlockMeta> 
         }
     }
     Vec::new()
+}
+
+/// Every block that overlaps another one (input sorted by min time). Thanos takes the first
+/// overlapping run only; taking all at once merges the replicas of an HA pair in one pass, so
+/// the penalty algorithm walks the whole range as the querier does at query time instead of
+/// starting afresh at each block boundary (where it may pick the other replica).
+pub fn select_all_overlapping<'a>(metas: &[&'a BlockMeta]) -> Vec<&'a BlockMeta> {
+    let mut out: Vec<&BlockMeta> = Vec::new();
+    let mut rest = metas;
+    loop {
+        let run = select_overlapping(rest);
+        let Some(last) = run.last() else {
+            return out;
+        };
+        let position = rest
+            .iter()
+            .position(|m| m.ulid == last.ulid)
+            .map_or(rest.len(), |p| p + 1);
+        out.extend(run);
+        rest = &rest[position..];
+    }
 }
 
 /// The first run of blocks that overlap in time (input sorted by min time).
