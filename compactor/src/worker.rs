@@ -94,6 +94,16 @@ impl Worker {
         self.cleanup().await
     }
 
+    /// Two downsampling passes (a fresh 5m block can become 1h in the second), as in an
+    /// iteration; for `strata-tools bucket downsample`.
+    pub async fn downsample(&self) -> Result<()> {
+        for _ in 0..2 {
+            let synced = self.syncer.sync(now_ms()).await?;
+            self.downsample_all(&synced).await?;
+        }
+        Ok(())
+    }
+
     /// Marks blocks whose data another block holds (a compaction's sources left unmarked by
     /// a crash) for deletion.
     pub async fn garbage_collect(&self, synced: &Synced) -> Result<()> {

@@ -568,3 +568,104 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+fn tools(args: &[&str]) -> anyhow::Result<(bool, String)> {
+    let output = std::process::Command::new(strata_tests::bins::binary("strata-tools")?)
+        .args(args)
+        .output()?;
+    Ok((
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    ))
+}
+
+#[tokio::test]
+async fn tools_bucket_inspect_verify_mark_cleanup_downsample() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let bucket_dir = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket_dir)?;
+    let yaml = filesystem_objstore_yaml(&bucket_dir);
+    let objstore = format!("--objstore.config={yaml}");
+    let created = backfill(
+        &openmetrics(3, 1, 1, START, 56 * H, 60_000, 7_000, None),
+        &dir.path().join("prom"),
+    )?;
+    upload_blocks(&yaml, &created, &[("cluster", "t")]).await?;
+    // A copy of one block under a new ULID: an overlap.
+    let copy_dir = dir.path().join("copy");
+    let copy = strata_tests::prom::copy_block(&created[0], &copy_dir)?;
+    let new_id = ulid::Ulid::new().to_string();
+    let renamed = copy_dir.join(&new_id);
+    std::fs::rename(&copy, &renamed)?;
+    let meta_path = renamed.join("meta.json");
+    let meta = std::fs::read_to_string(&meta_path)?;
+    let old_id = created[0]
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    std::fs::write(&meta_path, meta.replace(&old_id, &new_id))?;
+    upload_blocks(&yaml, &[renamed], &[("cluster", "t")]).await?;
+
+    let (ok, out) = tools(&["bucket", "inspect", &objstore, "-l", "cluster=\"t\""])?;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("| ULID") && out.contains(&old_id) && out.contains(&new_id),
+        "{out}"
+    );
+    let (ok, out) = tools(&["bucket", "inspect", &objstore, "--output=csv"])?;
+    assert!(ok && out.starts_with("ULID,FROM,UNTIL"), "{out}");
+
+    let (ok, out) = tools(&["bucket", "verify", &objstore])?;
+    assert!(
+        !ok && out.contains("overlapped_blocks") && out.contains(&new_id),
+        "{out}"
+    );
+
+    let (ok, out) = tools(&[
+        "bucket",
+        "mark",
+        &objstore,
+        "--id",
+        &new_id,
+        "--marker=deletion-mark.json",
+        "--details=duplicate copy",
+    ])?;
+    assert!(ok, "{out}");
+    assert!(bucket_dir.join(&new_id).join("deletion-mark.json").exists());
+    let (ok, out) = tools(&["bucket", "cleanup", "--", &objstore, "--delete-delay=0s"])?;
+    assert!(ok && out.contains("deleted 1 block"), "{out}");
+    assert!(!bucket_dir.join(&new_id).exists());
+    let (ok, out) = tools(&["bucket", "verify", &objstore])?;
+    assert!(ok, "{out}");
+
+    // Compact without downsampling, then downsample once with the tool.
+    let (status, logs) = run_once(
+        &yaml,
+        &dir.path().join("data"),
+        &["--delete-delay=0s", "--downsampling.disable"],
+    )?;
+    assert!(status.success(), "{logs}");
+    let bucket = bucket(&yaml)?;
+    assert!(
+        blocks(&bucket)
+            .await?
+            .iter()
+            .all(|(m, _)| m.resolution() == 0)
+    );
+    let data = format!("--data-dir={}", dir.path().join("tool-data").display());
+    let (ok, out) = tools(&["bucket", "downsample", "--", &objstore, &data])?;
+    assert!(ok && out.contains("downsampled 1 block"), "{out}");
+    let five: Vec<_> = blocks(&bucket)
+        .await?
+        .into_iter()
+        .filter(|(m, _)| m.resolution() == 300_000)
+        .collect();
+    assert_eq!(five.len(), 1);
+    assert_eq!(hours(&five[0].0), (0, 48));
+    Ok(())
+}
