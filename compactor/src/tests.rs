@@ -206,3 +206,38 @@ async fn waits_ready_after_sync_and_stops() {
         .expect("join")
         .expect("clean exit");
 }
+
+#[tokio::test]
+async fn fourteen_days_are_compacted_then_downsampled_to_5m_and_1h() {
+    let bucket = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let day = 24 * H;
+    for i in 0..16 {
+        bucket_block(bucket.path(), "d", i * day, (i + 1) * day, 2);
+    }
+    run(config(bucket.path(), data.path(), &[]), Shutdown::new())
+        .await
+        .expect("run");
+    let metas = block_dirs(bucket.path());
+    let summary: Vec<(i64, i64, i64)> = metas
+        .iter()
+        .map(|m| {
+            (
+                m.min_time / day,
+                (m.max_time + day - 1) / day,
+                m.resolution(),
+            )
+        })
+        .collect();
+    assert!(summary.contains(&(0, 14, 0)), "{summary:?}");
+    assert!(summary.contains(&(0, 14, 300_000)), "{summary:?}");
+    assert!(summary.contains(&(0, 14, 3_600_000)), "{summary:?}");
+    let hour = metas.iter().find(|m| m.resolution() == 3_600_000).unwrap();
+    let raw = metas
+        .iter()
+        .find(|m| m.resolution() == 0 && m.max_time - m.min_time > day)
+        .unwrap();
+    assert_eq!(hour.compaction.sources, raw.compaction.sources);
+    // 2 series x 14 days of hourly windows.
+    assert_eq!(hour.stats.num_series, 2);
+}
