@@ -81,7 +81,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let samples = (0..)
                 .map(|n| min + n * step_ms)
                 .take_while(|t| *t < max)
-                .map(|t| Ok::<_, strata_tsdb::Error>((t, (t / step_ms + i as i64) as f64)));
+                .map(|t| {
+                    // Gauge-like values that XOR does not compress to nothing.
+                    let n = (t / step_ms) as u64 ^ (i as u64).wrapping_mul(0x9E37_79B9);
+                    let v = (n.wrapping_mul(2_654_435_761) % 100_000) as f64 / 100.0;
+                    Ok::<_, strata_tsdb::Error>((t, v))
+                });
             writer.add_series(l, &encode_xor(samples)?)?;
         }
         let (path, _) = writer.finish()?;
