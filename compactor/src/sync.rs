@@ -164,6 +164,7 @@ impl Syncer {
         }
         let marked: HashSet<Ulid> = synced.marked.iter().map(|(u, _)| *u).collect();
 
+        let mut modified = 0i64;
         let min_time = self.config.min_time.resolve(now_ms);
         let max_time = self.config.max_time.resolve(now_ms);
         let mut usable = Vec::new();
@@ -211,7 +212,9 @@ impl Syncer {
                 continue;
             }
             let mut meta = meta.clone();
-            self.remove_replica_labels(&mut meta);
+            if self.remove_replica_labels(&mut meta) {
+                modified += 1;
+            }
             if info.has_no_compact_mark {
                 count("marked-for-no-compact");
                 synced.no_compact.insert(*ulid);
@@ -235,35 +238,33 @@ impl Syncer {
                 .get_or_create(&StateLabels { state })
                 .set(states.get(state).copied().unwrap_or(0));
         }
+        self.metrics
+            .meta_modified
+            .get_or_create(&ModifiedLabels {
+                modified: "replica-label-removed",
+            })
+            .set(modified);
         synced.blocks = usable;
         synced.objects = objects;
         Ok(synced)
     }
 
-    fn remove_replica_labels(&self, meta: &mut BlockMeta) {
-        if self.config.replica_labels.is_empty() {
-            return;
-        }
+    /// Removes the replica labels; returns whether there were any.
+    fn remove_replica_labels(&self, meta: &mut BlockMeta) -> bool {
         let Some(thanos) = meta.thanos.as_mut() else {
-            return;
+            return false;
         };
         let mut removed = false;
         for name in &self.config.replica_labels {
             removed |= thanos.labels.remove(name).is_some();
         }
-        if removed {
-            self.metrics
-                .meta_modified
-                .get_or_create(&ModifiedLabels {
-                    modified: "replica-label-removed",
-                })
-                .inc();
-            if thanos.labels.is_empty() {
-                thanos
-                    .labels
-                    .insert(self.config.replica_labels[0].clone(), "deduped".to_owned());
-            }
+        // A block left without external labels still needs a group of its own.
+        if removed && thanos.labels.is_empty() {
+            thanos
+                .labels
+                .insert(self.config.replica_labels[0].clone(), "deduped".to_owned());
         }
+        removed
     }
 }
 
