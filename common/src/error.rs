@@ -214,6 +214,9 @@ pub enum Error {
 
     #[error("no matchers specified (excluding external labels)")]
     NoMatchersExcludingExternalLabels,
+
+    #[error("parse --selector.relabel-config: {reason}")]
+    RelabelConfig { reason: String },
 }
 
 impl ClassifiedError for Error {
@@ -222,7 +225,8 @@ impl ClassifiedError for Error {
             Self::InvalidMatcher { .. }
             | Self::UnknownMatcherType { .. }
             | Self::NoMatchersExcludingExternalLabels
-            | Self::InvalidFlag { .. } => ErrorCode::BadData,
+            | Self::InvalidFlag { .. }
+            | Self::RelabelConfig { .. } => ErrorCode::BadData,
             Self::TracingConfig { .. }
             | Self::InvalidEndpoint { .. }
             | Self::GrpcServerTls { .. } => ErrorCode::BadData,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use strata_common::flags::{
-    HttpServerFlags, LogFlags, ObjstoreFlags, TimeOrDuration, TracingFlags, parse_duration,
+    HttpServerFlags, LogFlags, ObjstoreFlags, TimeOrDuration, TracingFlags, parse_bytes,
+    parse_duration,
 };
 
 /// Compacts, downsamples and applies retention to the blocks of a bucket.
@@ -90,7 +91,9 @@ pub struct Config {
     #[arg(long = "compact.progress-interval", env = "STRATA_COMPACT_PROGRESS_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     pub compact_progress_interval: Duration,
 
-    /// Allow overlapping blocks to be compacted vertically (needed for replica deduplication).
+    /// Allow overlapping blocks to be compacted vertically. Strata always merges overlapping
+    /// blocks of a group (samples merged, exact duplicates dropped) instead of halting, so
+    /// this flag changes nothing; it is accepted for Thanos manifests.
     #[arg(
         long = "compact.enable-vertical-compaction",
         env = "STRATA_COMPACT_ENABLE_VERTICAL_COMPACTION"
@@ -129,12 +132,15 @@ pub struct Config {
     )]
     pub deduplication_replica_labels: Vec<String>,
 
-    /// Deduplication algorithm for merging overlapping blocks ("" or penalty).
+    /// Deduplication algorithm for merging overlapping blocks: "" merges samples 1:1 (equal
+    /// timestamps once), "penalty" deduplicates HA replicas as the querier does. Strata uses
+    /// the penalty algorithm whenever --deduplication.replica-label is set, so that compacted
+    /// replicas answer what the querier's dedup=true answered.
     #[arg(long = "deduplication.func", env = "STRATA_DEDUPLICATION_FUNC", default_value = "", value_parser = ["", "penalty"])]
     pub deduplication_func: String,
 
     /// Specify which hash function to use when calculating the hashes of produced files
-    /// ("" or SHA256).
+    /// ("" or SHA256). Strata does not hash files yet: SHA256 is refused at start-up.
     #[arg(long = "hash-func", env = "STRATA_HASH_FUNC", default_value = "", value_parser = ["", "SHA256"])]
     pub hash_func: String,
 
@@ -168,7 +174,56 @@ pub struct Config {
     )]
     pub selector_relabel_config: Option<String>,
 
-    /// Disable the block viewer UI.
+    /// Disable the block viewer UI (Strata's compactor has none: accepted for Thanos
+    /// manifests).
     #[arg(long = "web.disable", env = "STRATA_WEB_DISABLE")]
     pub web_disable: bool,
+
+    /// Maximum index size of a compacted block: the output is cut into several blocks (each
+    /// marked no-compact) before its index reaches it.
+    #[arg(
+        long = "compact.block-max-index-size",
+        env = "STRATA_COMPACT_BLOCK_MAX_INDEX_SIZE",
+        default_value = "64GB",
+        value_parser = parse_bytes,
+        hide = true
+    )]
+    pub compact_block_max_index_size: u64,
+}
+
+impl Config {
+    /// Refuses flag combinations Thanos refuses and values Strata does not implement.
+    pub fn validate(&self) -> Result<(), strata_common::error::Error> {
+        use strata_common::error::Error;
+        if !self.hash_func.is_empty() {
+            return Err(Error::InvalidFlag {
+                flag: "--hash-func",
+                reason: "file hashes are not implemented; leave it empty".to_owned(),
+            });
+        }
+        if !self.downsampling_disable {
+            let hours = |d: Duration| d.as_secs() / 3600;
+            if !self.retention_resolution_raw.is_zero() && hours(self.retention_resolution_raw) < 40
+            {
+                return Err(Error::InvalidFlag {
+                    flag: "--retention.resolution-raw",
+                    reason: "raw resolution must be retained at least 40h (the 5m downsampling range), or 0 for forever".to_owned(),
+                });
+            }
+            if !self.retention_resolution_5m.is_zero() && hours(self.retention_resolution_5m) < 240
+            {
+                return Err(Error::InvalidFlag {
+                    flag: "--retention.resolution-5m",
+                    reason: "5m resolution must be retained at least 10d (the 1h downsampling range), or 0 for forever".to_owned(),
+                });
+            }
+        }
+        if self.deduplication_func == "penalty" && self.deduplication_replica_labels.is_empty() {
+            return Err(Error::InvalidFlag {
+                flag: "--deduplication.func",
+                reason: "penalty deduplication needs --deduplication.replica-label".to_owned(),
+            });
+        }
+        Ok(())
+    }
 }

@@ -1,139 +1,266 @@
-//! `strata-compactor`: compacts, downsamples and applies retention to the blocks of a bucket.
-//! It must run as a singleton per bucket (or per shard of it).
+//! `strata-compactor`: compacts, downsamples and applies retention to the blocks of a bucket,
+//! as `thanos compact` does, without ever needing manual surgery. It must run as a singleton
+//! per bucket (or per shard of it, with `--selector.relabel-config`).
 //!
-//! Today this crate is the service shell: flags ([`Config`], Thanos's names) and the HTTP
-//! server (`/metrics`, `/-/healthy`, `/-/ready`) on the shutdown tree; with `--wait` it serves
-//! until SIGTERM. Compaction, downsampling and retention come in later issues, so a single
-//! run (without `--wait`) fails with an error saying so rather than pretending to succeed.
+//! - [`config`]: Thanos's flags.
+//! - [`sync`]: the bucket's blocks through Thanos's filters; [`plan`]: groups, planner,
+//!   duplicates; [`worker`]: one iteration (garbage collection, compaction, downsampling,
+//!   retention, deletion); [`bucket_blocks`]: upload, download, delete, markers.
+//! - The block work itself is `strata_tsdb::compact` and `strata_tsdb::downsample`.
+//!
+//! Without `--wait` one iteration runs and the process exits 0, or non-zero on failure. With
+//! it, iterations repeat every `--wait-interval` (cleanup every `--compact.cleanup-interval`
+//! in between) until SIGTERM; a failed iteration is retried at the next interval. The
+//! process is ready once its first bucket sync worked. Where going on could corrupt data (a
+//! block it wrote fails its check) it halts: `thanos_compact_halted` 1, the reason logged, no
+//! more iterations, metrics still served. An unreadable source block is marked no-compact
+//! (or no-downsample) with the reason and the rest carries on.
 
+pub mod bucket_blocks;
 mod config;
+pub mod error;
+pub mod metrics;
+pub mod plan;
+pub mod sync;
+pub mod worker;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use strata_common::error::{Error, Result};
 use strata_common::http_server::Prober;
+use strata_common::objstore::{Bucket, BucketConfig, BucketMetrics};
+use strata_common::relabel::RelabelConfig;
 use strata_common::shutdown::Shutdown;
 use strata_common::telemetry::MetricsRegistry;
 use strata_common::{http_server, telemetry};
+use strata_tsdb::dedup::DedupFunc;
 
 pub use config::Config;
+pub use error::{Error, Result};
+
+use crate::metrics::CompactorMetrics;
+use crate::sync::{SyncConfig, Syncer};
+use crate::worker::{Settings, Worker};
 
 /// The Thanos subcommand word this binary accepts as its optional first argument.
 pub const SUBCOMMAND: &str = "compact";
 /// The component name in `thanos_status` and logs.
 pub const COMPONENT: &str = "compact";
 
-/// A started compactor: where it listens and its probe state.
-#[derive(Debug, Clone)]
+/// A started compactor: where it listens, its probe state and its worker.
 pub struct Started {
     pub http_address: SocketAddr,
     pub prober: Prober,
+    pub worker: Arc<Worker>,
 }
 
-/// Binds the HTTP server and spawns it on `shutdown`'s tree.
+/// Builds the worker from flags (also used by `strata-tools bucket`).
+pub fn build_worker(config: &Config, bucket: Bucket, metrics: CompactorMetrics) -> Result<Worker> {
+    config.validate()?;
+    let relabel = RelabelConfig::from_flags(
+        config.selector_relabel_config.as_deref(),
+        config.selector_relabel_config_file.as_ref(),
+    )?;
+    metrics.delete_delay.set(config.delete_delay.as_secs_f64());
+    let overlap =
+        if config.deduplication_replica_labels.is_empty() && config.deduplication_func.is_empty() {
+            DedupFunc::Chain
+        } else {
+            DedupFunc::Penalty
+        };
+    let syncer = Syncer::new(
+        bucket,
+        SyncConfig {
+            min_time: config.min_time,
+            max_time: config.max_time,
+            relabel,
+            consistency_delay_ms: config.consistency_delay.as_millis() as i64,
+            replica_labels: config.deduplication_replica_labels.clone(),
+            meta_fetch_concurrency: config.block_meta_fetch_concurrency,
+        },
+        metrics.clone(),
+    );
+    Ok(Worker {
+        syncer,
+        settings: Settings {
+            data_dir: config.data_dir.clone(),
+            retention_raw: config.retention_resolution_raw,
+            retention_5m: config.retention_resolution_5m,
+            retention_1h: config.retention_resolution_1h,
+            delete_delay: config.delete_delay,
+            downsampling_disabled: config.downsampling_disable,
+            compact_concurrency: config.compact_concurrency,
+            downsample_concurrency: config.downsample_concurrency,
+            fetch_concurrency: config.compact_blocks_fetch_concurrency,
+            files_concurrency: config.block_files_concurrency,
+            overlap,
+            max_index_size: config.compact_block_max_index_size,
+            track_progress: !config.compact_progress_interval.is_zero(),
+        },
+        metrics,
+        cancel: Arc::new(AtomicBool::new(false)),
+    })
+}
+
+/// Binds the HTTP server and builds the worker; the process is healthy but not ready.
 pub async fn start(
     config: &Config,
     metrics: &MetricsRegistry,
     shutdown: &Shutdown,
 ) -> Result<Started> {
+    let bucket_config = BucketConfig::load(
+        config.objstore.config.as_deref(),
+        config.objstore.config_file.as_deref(),
+    )
+    .map_err(|source| Error::Objstore {
+        source: Box::new(source),
+    })?;
+    let (bucket_metrics, compactor_metrics) = metrics.with_registry(|registry| {
+        (
+            BucketMetrics::register(registry),
+            CompactorMetrics::register(registry),
+        )
+    });
+    let bucket =
+        Bucket::from_config_with_metrics(&bucket_config, bucket_metrics).map_err(|source| {
+            Error::Objstore {
+                source: Box::new(source),
+            }
+        })?;
+    let worker = Arc::new(build_worker(config, bucket, compactor_metrics)?);
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Error::io("create", &config.data_dir, e))?;
+    // Working directories of a previous (possibly killed) process are stale.
+    for dir in ["compact", "downsample"] {
+        let path = config.data_dir.join(dir);
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
+        }
+    }
     let prober = Prober::new(COMPONENT, metrics);
     let router = http_server::router(metrics, &prober, axum::Router::new());
     let http_address = http_server::start(&config.http, router, shutdown).await?;
     prober.set_healthy();
-    prober.set_ready();
-    tracing::info!(
-        data_dir = %config.data_dir.display(),
-        wait = config.wait,
-        "starting compact node; compaction, downsampling and retention are not implemented yet"
-    );
+    prober.set_not_ready("first bucket sync has not finished");
+    // Shutdown stops the blocking compaction and downsampling work at the next series.
+    {
+        let cancel = Arc::clone(&worker.cancel);
+        let token = shutdown.child_token();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            cancel.store(true, Ordering::Relaxed);
+        });
+    }
+    tracing::info!(data_dir = %config.data_dir.display(), wait = config.wait, "starting compact node");
     Ok(Started {
         http_address,
         prober,
+        worker,
     })
 }
 
-/// Runs the compactor: with `--wait` until `shutdown` is cancelled (SIGTERM), then drains.
+/// Runs the compactor: one iteration, or with `--wait` iterations until SIGTERM.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
-    if !config.wait {
-        return Err(Error::InvalidFlag {
-            flag: "--wait",
-            reason: "a single compaction run is not implemented yet; run with --wait to serve metrics only"
-                .to_owned(),
-        });
-    }
     let metrics = MetricsRegistry::for_process();
     telemetry::load_tracing_config(&config.tracing)?;
     let started = start(&config, &metrics, &shutdown).await?;
     let drain = config.http.http_grace_period + Duration::from_secs(5);
-    shutdown
-        .run_until_cancelled(|| started.prober.set_shutting_down(), drain)
-        .await
+    if !config.wait {
+        let result = tokio::select! {
+            result = run_once(&started) => result,
+            () = shutdown.cancelled() => Err(Error::Halted { reason: "interrupted by a signal".to_owned() }),
+        };
+        started.prober.set_shutting_down();
+        shutdown.cancel();
+        shutdown.wait(drain).await;
+        return result;
+    }
+    {
+        let worker = Arc::clone(&started.worker);
+        let prober = started.prober.clone();
+        let interval = config.wait_interval;
+        let cleanup_interval = config.compact_cleanup_interval;
+        shutdown.spawn("compact", move |token| async move {
+            wait_loop(worker, prober, interval, cleanup_interval, token).await;
+            Ok::<(), Error>(())
+        });
+    }
+    let prober = started.prober.clone();
+    Ok(shutdown
+        .run_until_cancelled(|| prober.set_shutting_down(), drain)
+        .await?)
+}
+
+async fn run_once(started: &Started) -> Result<()> {
+    let prober = started.prober.clone();
+    let result = started.worker.iteration(&move || prober.set_ready()).await;
+    match &result {
+        Ok(()) => {
+            started.worker.metrics.iterations.inc();
+        }
+        Err(err) => {
+            started.worker.metrics.iterations_failed.inc();
+            if err.is_halt() {
+                started.worker.metrics.halted.set(1);
+            }
+        }
+    }
+    result
+}
+
+async fn wait_loop(
+    worker: Arc<Worker>,
+    prober: Prober,
+    interval: Duration,
+    cleanup_interval: Duration,
+    token: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let ready = prober.clone();
+        let on_synced = move || ready.set_ready();
+        let result = tokio::select! {
+            result = worker.iteration(&on_synced) => result,
+            () = token.cancelled() => return,
+        };
+        match result {
+            Ok(()) => {
+                worker.metrics.iterations.inc();
+            }
+            Err(err) => {
+                worker.metrics.iterations_failed.inc();
+                let message = strata_common::error::error_chain(&err);
+                if err.is_halt() {
+                    worker.metrics.halted.set(1);
+                    tracing::error!(error = %message, "critical error detected; halting: compaction stops, the process stays up for inspection");
+                    token.cancelled().await;
+                    return;
+                }
+                worker.metrics.retries.inc();
+                tracing::error!(error = %message, "compaction iteration failed; retrying after the wait interval");
+            }
+        }
+        let deadline = tokio::time::Instant::now() + interval;
+        loop {
+            let next_cleanup = if cleanup_interval.is_zero() {
+                deadline
+            } else {
+                (tokio::time::Instant::now() + cleanup_interval).min(deadline)
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(next_cleanup) => {}
+                () = token.cancelled() => return,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            if let Err(err) = worker.cleanup().await {
+                tracing::warn!(error = %strata_common::error::error_chain(&err), "background cleanup failed");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::*;
-
-    #[test]
-    fn thanos_flags_parse() {
-        let config = Config::try_parse_from([
-            "strata-compactor",
-            "--data-dir=/var/thanos/compact",
-            "--wait",
-            "--retention.resolution-raw=30d",
-            "--retention.resolution-5m=90d",
-            "--retention.resolution-1h=1y",
-            "--delete-delay=0",
-            "--deduplication.replica-label=replica",
-            "--objstore.config-file=/etc/bucket.yml",
-        ])
-        .expect("valid flags");
-        assert!(config.wait);
-        assert_eq!(
-            config.retention_resolution_raw,
-            Duration::from_secs(30 * 86_400)
-        );
-        assert_eq!(
-            config.retention_resolution_1h,
-            Duration::from_secs(365 * 86_400)
-        );
-        assert_eq!(config.delete_delay, Duration::ZERO);
-        assert_eq!(
-            config.deduplication_replica_labels,
-            vec!["replica".to_owned()]
-        );
-        let defaults = Config::try_parse_from(["strata-compactor"]).expect("defaults");
-        assert_eq!(defaults.delete_delay, Duration::from_secs(48 * 3600));
-        assert_eq!(defaults.consistency_delay, Duration::from_secs(30 * 60));
-    }
-
-    #[tokio::test]
-    async fn single_run_is_refused_until_implemented() {
-        let config = Config::try_parse_from(["strata-compactor", "--http-address=127.0.0.1:0"])
-            .expect("flags");
-        let err = run(config, Shutdown::new())
-            .await
-            .expect_err("not implemented");
-        assert!(err.to_string().contains("--wait"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn starts_and_stops() {
-        let config =
-            Config::try_parse_from(["strata-compactor", "--wait", "--http-address=127.0.0.1:0"])
-                .expect("flags");
-        let shutdown = Shutdown::new();
-        let started = start(&config, &MetricsRegistry::new(), &shutdown)
-            .await
-            .expect("start");
-        tokio::net::TcpStream::connect(started.http_address)
-            .await
-            .expect("http listens");
-        shutdown.cancel();
-        assert!(shutdown.wait(Duration::from_secs(10)).await);
-        assert!(shutdown.failure().is_none());
-    }
-}
+mod tests;

@@ -6,21 +6,18 @@
 //!   through the aggregate the query asked for ([`ChunkReadMode`]).
 //! - [`overlap_split`]: the chunks of a series merged from several replicas are assigned
 //!   greedily to "virtual replicas" whose chunks do not overlap.
-//! - [`PenaltyDedupIterator`]: Thanos's penalty algorithm over two replicas: stick to one
-//!   replica and switch only when it has a gap longer than about twice its scrape interval;
-//!   for counter functions, a switch to a replica whose counter is lower adds the difference
-//!   to that replica's later values so the switch does not look like a counter reset.
-//! - [`series_iterator`]: all of it for one series.
+//! - [`series_iterator`]: all of it for one series. The replicas are merged by the shared
+//!   implementation in [`strata_tsdb::dedup`] (Thanos's penalty algorithm, or the chained
+//!   merge), the same code the compactor deduplicates replicas with.
 
 use strata_promql::storage::SampleIterator;
 use strata_promql::value::Point;
 use strata_proto::thanos;
 use strata_tsdb::chunkenc::XorIterator;
+use strata_tsdb::dedup;
+pub use strata_tsdb::dedup::DedupFunc;
 
 use crate::error::{Error, Result};
-
-/// Penalty applied to the other replica after the first sample (no previous gap known).
-const INITIAL_PENALTY_MS: i64 = 5000;
 
 /// Which data of a downsampled chunk the query reads (raw chunks are always read as they are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -214,19 +211,7 @@ pub fn storage_error(err: Error) -> strata_promql::Error {
 /// replicas: a chunk joins the first replica whose last chunk ends before it starts.
 pub fn overlap_split(mut chunks: Vec<thanos::AggrChunk>) -> Vec<Vec<thanos::AggrChunk>> {
     sort_chunks(&mut chunks);
-    let mut replicas: Vec<Vec<thanos::AggrChunk>> = Vec::new();
-    for chunk in chunks {
-        let target = replicas.iter_mut().find(|replica| {
-            replica
-                .last()
-                .is_some_and(|last| last.max_time < chunk.min_time)
-        });
-        match target {
-            Some(replica) => replica.push(chunk),
-            None => replicas.push(vec![chunk]),
-        }
-    }
-    replicas
+    dedup::overlap_split(chunks, |chunk| (chunk.min_time, chunk.max_time))
 }
 
 /// Thanos's chunk order within a merged series.
@@ -273,210 +258,80 @@ pub fn dedup_chunks(chunks: &mut Vec<thanos::AggrChunk>) {
     chunks.retain(|chunk| seen.insert(chunk_key(chunk)));
 }
 
-/// Penalty-based deduplication of two replicas of one series.
-pub struct PenaltyDedupIterator {
-    a: Box<dyn SampleIterator + Send>,
-    b: Box<dyn SampleIterator + Send>,
-    a_current: Option<Point>,
-    b_current: Option<Point>,
-    last_t: Option<i64>,
-    penalty_a: i64,
-    penalty_b: i64,
-    /// Counter mode: offsets added to each replica's values, and where the last sample came
-    /// from (true = a).
-    counter: bool,
-    offset_a: f64,
-    offset_b: f64,
-    last_value: Option<f64>,
-    last_from_a: Option<bool>,
-    started: bool,
-}
+/// One virtual replica (an engine sample iterator) as the shared algorithm's sample source.
+struct Replica(Box<dyn SampleIterator + Send>);
 
-impl PenaltyDedupIterator {
-    pub fn new(
-        a: Box<dyn SampleIterator + Send>,
-        b: Box<dyn SampleIterator + Send>,
-        counter: bool,
-    ) -> Self {
-        Self {
-            a,
-            b,
-            a_current: None,
-            b_current: None,
-            last_t: None,
-            penalty_a: 0,
-            penalty_b: 0,
-            counter,
-            offset_a: 0.0,
-            offset_b: 0.0,
-            last_value: None,
-            last_from_a: None,
-            started: false,
-        }
+impl dedup::SampleSource for Replica {
+    type Error = strata_promql::Error;
+
+    fn next_sample(&mut self) -> strata_promql::Result<Option<(i64, f64)>> {
+        Ok(self.0.next_sample()?.map(|point| (point.t, point.v)))
     }
 
-    /// Advances `current` of one replica to the first sample at or after `target`.
-    fn seek_replica(
-        iterator: &mut (dyn SampleIterator + Send),
-        current: &mut Option<Point>,
-        target: i64,
-    ) -> strata_promql::Result<()> {
-        if let Some(point) = current
-            && point.t < target
-        {
-            *current = iterator.seek(target)?;
-        }
-        Ok(())
-    }
-
-    fn emit(&mut self, from_a: bool, point: Point) -> Point {
-        let mut value = point.v;
-        if self.counter {
-            let offset = if from_a {
-                &mut self.offset_a
-            } else {
-                &mut self.offset_b
-            };
-            value += *offset;
-            if let (Some(last), Some(last_from_a)) = (self.last_value, self.last_from_a)
-                && last_from_a != from_a
-                && value < last
-                && !point.v.is_nan()
-            {
-                *offset += last - value;
-                value = last;
-            }
-        }
-        self.last_value = Some(value);
-        self.last_from_a = Some(from_a);
-        self.last_t = Some(point.t);
-        Point {
-            t: point.t,
-            v: value,
-        }
+    fn seek(&mut self, t: i64) -> strata_promql::Result<Option<(i64, f64)>> {
+        Ok(self.0.seek(t)?.map(|point| (point.t, point.v)))
     }
 }
 
-impl SampleIterator for PenaltyDedupIterator {
+/// One chunk's counter samples (its raw data, or its counter aggregate), decoded when
+/// [`strata_tsdb::downsample::CounterResets`] reaches it.
+struct CounterChunk {
+    series: String,
+    chunk: Option<thanos::AggrChunk>,
+    decoded: std::vec::IntoIter<(i64, f64)>,
+}
+
+impl dedup::SampleSource for CounterChunk {
+    type Error = strata_promql::Error;
+
+    fn next_sample(&mut self) -> strata_promql::Result<Option<(i64, f64)>> {
+        if let Some(chunk) = self.chunk.take() {
+            let mut decoded = Vec::new();
+            decode_chunk(&chunk, ChunkReadMode::Counter, &mut decoded).map_err(|source| {
+                storage_error(Error::DecodeChunk {
+                    series: std::mem::take(&mut self.series),
+                    source,
+                })
+            })?;
+            self.decoded = decoded.into_iter();
+        }
+        Ok(self.decoded.next())
+    }
+}
+
+/// The counter aggregates of one virtual replica read as Thanos reads them: one monotonic
+/// series across chunks and blocks, resets between chunks detected from the true first and
+/// last raw values each counter chunk keeps (reference/thanos.md 6.6). Raw chunks of the same
+/// replica go through it too, so a raw block next to a downsampled one joins up.
+fn counter_iterator(
+    series: &str,
+    chunks: Vec<thanos::AggrChunk>,
+) -> Box<dyn SampleIterator + Send> {
+    let sources = chunks
+        .into_iter()
+        .map(|chunk| {
+            Box::new(CounterChunk {
+                series: series.to_owned(),
+                chunk: Some(chunk),
+                decoded: Vec::new().into_iter(),
+            }) as dedup::BoxedSource<'static, strata_promql::Error>
+        })
+        .collect();
+    Box::new(Merged(Box::new(
+        strata_tsdb::downsample::CounterResets::new(sources),
+    )))
+}
+
+/// The merged replicas as an engine sample iterator.
+struct Merged(dedup::BoxedSource<'static, strata_promql::Error>);
+
+impl SampleIterator for Merged {
     fn next_sample(&mut self) -> strata_promql::Result<Option<Point>> {
-        if !self.started {
-            self.started = true;
-            self.a_current = self.a.next_sample()?;
-            self.b_current = self.b.next_sample()?;
-        } else if let Some(last_t) = self.last_t {
-            let target_a = last_t.saturating_add(1).saturating_add(self.penalty_a);
-            let target_b = last_t.saturating_add(1).saturating_add(self.penalty_b);
-            Self::seek_replica(self.a.as_mut(), &mut self.a_current, target_a)?;
-            Self::seek_replica(self.b.as_mut(), &mut self.b_current, target_b)?;
-        }
-        let gap_penalty = |last_t: Option<i64>, t: i64| match last_t {
-            Some(last) => t.saturating_sub(last).saturating_mul(2),
-            None => INITIAL_PENALTY_MS,
-        };
-        let pick_a = match (self.a_current, self.b_current) {
-            (None, None) => return Ok(None),
-            (Some(_), None) => {
-                self.penalty_a = 0;
-                true
-            }
-            (None, Some(_)) => {
-                self.penalty_b = 0;
-                false
-            }
-            (Some(a), Some(b)) => {
-                if a.t <= b.t {
-                    self.penalty_b = gap_penalty(self.last_t, a.t);
-                    self.penalty_a = 0;
-                    true
-                } else {
-                    self.penalty_a = gap_penalty(self.last_t, b.t);
-                    self.penalty_b = 0;
-                    false
-                }
-            }
-        };
-        let point = if pick_a {
-            self.a_current
-        } else {
-            self.b_current
-        };
-        Ok(point.map(|point| self.emit(pick_a, point)))
+        Ok(self.0.next_sample()?.map(|(t, v)| Point { t, v }))
     }
-}
 
-/// `--deduplication.func`: how the virtual replicas of one series are merged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DedupFunc {
-    /// Thanos's default: stick to one replica, switch on gaps ([`PenaltyDedupIterator`]).
-    #[default]
-    Penalty,
-    /// Prometheus's chained merge: every sample of every replica in time order, samples with
-    /// equal timestamps collapsed into the first replica's ([`ChainMergeIterator`]).
-    Chain,
-}
-
-impl DedupFunc {
-    /// The flag value (`penalty` or `chain`).
-    pub fn from_flag(value: &str) -> Self {
-        if value == "chain" {
-            Self::Chain
-        } else {
-            Self::Penalty
-        }
-    }
-}
-
-/// Sample-level merge of two replicas: the earlier sample first, equal timestamps once.
-pub struct ChainMergeIterator {
-    a: Box<dyn SampleIterator + Send>,
-    b: Box<dyn SampleIterator + Send>,
-    a_current: Option<Point>,
-    b_current: Option<Point>,
-    started: bool,
-}
-
-impl ChainMergeIterator {
-    pub fn new(a: Box<dyn SampleIterator + Send>, b: Box<dyn SampleIterator + Send>) -> Self {
-        Self {
-            a,
-            b,
-            a_current: None,
-            b_current: None,
-            started: false,
-        }
-    }
-}
-
-impl SampleIterator for ChainMergeIterator {
-    fn next_sample(&mut self) -> strata_promql::Result<Option<Point>> {
-        if !self.started {
-            self.started = true;
-            self.a_current = self.a.next_sample()?;
-            self.b_current = self.b.next_sample()?;
-        }
-        match (self.a_current, self.b_current) {
-            (None, None) => Ok(None),
-            (Some(a), None) => {
-                self.a_current = self.a.next_sample()?;
-                Ok(Some(a))
-            }
-            (None, Some(b)) => {
-                self.b_current = self.b.next_sample()?;
-                Ok(Some(b))
-            }
-            (Some(a), Some(b)) => {
-                if a.t <= b.t {
-                    if a.t == b.t {
-                        self.b_current = self.b.next_sample()?;
-                    }
-                    self.a_current = self.a.next_sample()?;
-                    Ok(Some(a))
-                } else {
-                    self.b_current = self.b.next_sample()?;
-                    Ok(Some(b))
-                }
-            }
-        }
+    fn seek(&mut self, ts: i64) -> strata_promql::Result<Option<Point>> {
+        Ok(self.0.seek(ts)?.map(|(t, v)| Point { t, v }))
     }
 }
 
@@ -488,20 +343,31 @@ pub fn series_iterator(
     mode: ChunkReadMode,
     func: DedupFunc,
 ) -> Box<dyn SampleIterator + Send> {
-    let mut replicas = overlap_split(chunks).into_iter();
-    let first: Box<dyn SampleIterator + Send> = match replicas.next() {
-        Some(chunks) => Box::new(ChunkIterator::new(series_name.clone(), chunks, mode)),
-        None => Box::new(ChunkIterator::new(series_name.clone(), Vec::new(), mode)),
-    };
-    replicas.fold(first, |merged, chunks| {
-        let next = Box::new(ChunkIterator::new(series_name.clone(), chunks, mode));
-        match func {
-            DedupFunc::Penalty => {
-                Box::new(PenaltyDedupIterator::new(merged, next, mode.is_counter()))
+    let mut replicas: Vec<Box<dyn SampleIterator + Send>> = overlap_split(chunks)
+        .into_iter()
+        .map(|chunks| {
+            // Counter aggregates need the reset-applying reader; raw-only replicas keep the
+            // engine's own reset handling (so `resets` still counts resets on raw data).
+            if mode.is_counter() && chunks.iter().any(|chunk| chunk.raw.is_none()) {
+                counter_iterator(&series_name, chunks)
+            } else {
+                Box::new(ChunkIterator::new(series_name.clone(), chunks, mode))
+                    as Box<dyn SampleIterator + Send>
             }
-            DedupFunc::Chain => Box::new(ChainMergeIterator::new(merged, next)),
-        }
-    })
+        })
+        .collect();
+    if replicas.len() <= 1 {
+        return replicas
+            .pop()
+            .unwrap_or_else(|| Box::new(ChunkIterator::new(series_name, Vec::new(), mode)));
+    }
+    let sources = replicas.into_iter().map(|replica| {
+        Box::new(Replica(replica)) as dedup::BoxedSource<'static, strata_promql::Error>
+    });
+    match dedup::merge_replicas(sources, func, mode.is_counter()) {
+        Some(merged) => Box::new(Merged(merged)),
+        None => Box::new(ChunkIterator::new(series_name, Vec::new(), mode)),
+    }
 }
 
 #[cfg(test)]

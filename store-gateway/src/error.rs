@@ -50,9 +50,6 @@ pub enum Error {
     #[error("store gateway is not ready: initial block sync has not finished")]
     NotReady,
 
-    #[error("parse --selector.relabel-config: {reason}")]
-    RelabelConfig { reason: String },
-
     #[error("load objstore config")]
     Objstore {
         source: Box<strata_common::objstore::Error>,
@@ -76,7 +73,7 @@ impl ClassifiedError for Error {
         match self {
             Self::Request { source } => source.error_code(),
             Self::Common(source) => source.error_code(),
-            Self::BadRequest { .. } | Self::RelabelConfig { .. } => ErrorCode::BadData,
+            Self::BadRequest { .. } => ErrorCode::BadData,
             Self::Limit { .. } => ErrorCode::ResourceExhausted,
             Self::NotReady => ErrorCode::Unavailable,
             Self::Bucket { source, .. } | Self::List { source } | Self::Objstore { source } => {

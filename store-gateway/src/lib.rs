@@ -30,7 +30,7 @@ pub mod index_header;
 pub mod metrics;
 pub mod postings;
 pub mod ranges;
-pub mod relabel;
+pub use strata_common::relabel;
 pub mod store;
 pub mod sync;
 #[cfg(test)]
@@ -81,19 +81,10 @@ fn combined_limit(a: u64, b: u64) -> u64 {
 }
 
 fn relabel_config(config: &Config) -> Result<RelabelConfig> {
-    let text = match (
-        &config.selector_relabel_config,
-        &config.selector_relabel_config_file,
-    ) {
-        (Some(text), _) => text.clone(),
-        (None, Some(path)) => {
-            std::fs::read_to_string(path).map_err(|err| Error::RelabelConfig {
-                reason: format!("read {}: {err}", path.display()),
-            })?
-        }
-        (None, None) => String::new(),
-    };
-    RelabelConfig::parse(&text)
+    Ok(RelabelConfig::from_flags(
+        config.selector_relabel_config.as_deref(),
+        config.selector_relabel_config_file.as_ref(),
+    )?)
 }
 
 /// Builds the store from flags, binds the servers and starts the sync loop on `shutdown`'s

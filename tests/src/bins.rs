@@ -64,8 +64,8 @@ impl Service {
         self != Service::Compactor
     }
 
-    /// Arguments it needs to start and stay up (the compactor's single run is not implemented,
-    /// so it runs with `--wait`).
+    /// Arguments it needs to start and stay up (the compactor runs once and exits without
+    /// `--wait`).
     pub fn required_args(self) -> &'static [&'static str] {
         match self {
             Service::Compactor => &["--wait"],
@@ -234,7 +234,7 @@ impl StrataProcess {
             command.arg("--grpc-grace-period=5s");
         }
         command.args(service.required_args()).args(args);
-        if service == Service::StoreGateway {
+        if matches!(service, Service::StoreGateway | Service::Compactor) {
             // A bucket to serve unless the test passes `--objstore.config`: its working
             // directory (a flag on the command line wins over the environment).
             command.env(

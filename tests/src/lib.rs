@@ -5,6 +5,7 @@
 
 pub mod bins;
 pub mod browser;
+pub mod compactor;
 pub mod demo_service;
 pub mod faults;
 pub mod prom;

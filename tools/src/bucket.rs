@@ -17,10 +17,23 @@ use strata_common::flags::ObjstoreFlags;
 use strata_common::objstore::{Bucket, BucketConfig, BucketMetrics};
 use strata_tsdb::meta::{BlockMeta, DELETION_MARK_FILENAME, META_FILENAME};
 
+mod ops;
+
 #[derive(clap::Subcommand)]
 pub enum BucketCommand {
     /// List the blocks in the bucket: ULID, time range, resolution, level, size, external labels.
     Ls(LsArgs),
+    /// Table of the blocks with their stats, like `thanos tools bucket inspect`.
+    Inspect(ops::InspectArgs),
+    /// Look for overlapping blocks, index problems and duplicate series, duplicated compactions.
+    Verify(ops::VerifyArgs),
+    /// Write (or with --remove delete) a deletion, no-compact or no-downsample marker.
+    Mark(ops::MarkArgs),
+    /// Delete blocks marked longer than --delete-delay ago and old partial uploads
+    /// (compactor flags after `--`).
+    Cleanup(ops::CompactorArgs),
+    /// Downsample every block that is due, once (compactor flags after `--`).
+    Downsample(ops::CompactorArgs),
 }
 
 #[derive(clap::Args)]
@@ -44,6 +57,11 @@ enum OutputFormat {
 pub async fn run(command: BucketCommand) -> Result<ExitCode> {
     match command {
         BucketCommand::Ls(args) => ls(args).await,
+        BucketCommand::Inspect(args) => ops::inspect(args).await,
+        BucketCommand::Verify(args) => ops::verify(args).await,
+        BucketCommand::Mark(args) => ops::mark(args).await,
+        BucketCommand::Cleanup(args) => ops::cleanup(args).await,
+        BucketCommand::Downsample(args) => ops::downsample(args).await,
     }
 }
 

@@ -359,6 +359,21 @@ impl BlockWriter {
         self.meta.ulid
     }
 
+    /// Number of series added so far.
+    pub fn num_series(&self) -> u64 {
+        self.meta.stats.num_series
+    }
+
+    /// An upper estimate of the index file's size if the block were finished now.
+    pub fn estimated_index_size(&self) -> u64 {
+        self.index.estimated_size()
+    }
+
+    /// The meta the block will be written with (stats so far).
+    pub fn meta(&self) -> &BlockMeta {
+        &self.meta
+    }
+
     /// Add a series (labels strictly increasing across calls) with its chunks in time order.
     pub fn add_series(&mut self, labels: &Labels, chunks: &[SeriesChunk]) -> Result<SeriesRef> {
         let data: Vec<Chunk> = chunks.iter().map(|c| c.chunk.clone()).collect();

@@ -100,6 +100,16 @@ pub enum Error {
         #[source]
         source: Box<regex::Error>,
     },
+    /// Data this crate can carry but not transform (e.g. overlapping native-histogram chunks,
+    /// whose samples it does not decode, in a merge).
+    #[error("unsupported: {what}")]
+    Unsupported {
+        /// What could not be done.
+        what: String,
+    },
+    /// Work stopped because the caller asked it to (shutdown).
+    #[error("cancelled")]
+    Cancelled,
     /// A caller broke a writer's ordering or size contract.
     #[error("invalid input to {writer}: {detail}")]
     InvalidInput {
@@ -132,6 +142,18 @@ impl Error {
             file: file.into(),
             block: block.into(),
             source: Box::new(self),
+        }
+    }
+
+    /// The block whose file could not be read, when this error (or one it wraps) says so:
+    /// the compactor marks such a block instead of retrying it forever.
+    pub fn unreadable_block(&self) -> Option<&str> {
+        match self {
+            Error::Block {
+                op: "read", block, ..
+            } => Some(block),
+            Error::Block { source, .. } => source.unreadable_block(),
+            _ => None,
         }
     }
 

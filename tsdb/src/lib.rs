@@ -13,6 +13,14 @@
 //!   [`index::IndexReader`], [`index::IndexWriter`], postings and matcher lookup);
 //!   [`tombstones`]: the tombstones file.
 //! - [`block`]: [`block::Block`] (open, select, iterate samples) and [`block::BlockWriter`].
+//! - [`compact`]: merging blocks into new blocks (k-way, chunks copied where they do not
+//!   overlap, vertical merge where they do, output cut before the index limits).
+//! - [`downsample`]: 5m and 1h aggregate blocks exactly as Thanos builds them, and the
+//!   counter-reset-applying reader of counter aggregates.
+//! - [`dedup`]: merging the replicas of a series (Thanos's penalty algorithm, chained merge),
+//!   shared by the querier and the compactor.
+//!
+//! - [`verify`]: block health checks (order, overlaps, ranges, chunk checksums).
 //!
 //! Invariants: no input bytes can make this crate panic; every decoder returns [`Error`]
 //! naming the section and offset, and the block layer adds the block and file.
@@ -23,6 +31,9 @@
 pub mod block;
 pub mod chunkenc;
 pub mod chunks;
+pub mod compact;
+pub mod dedup;
+pub mod downsample;
 pub mod dump;
 pub mod encoding;
 mod error;
@@ -32,6 +43,7 @@ pub mod labels;
 pub mod meta;
 pub mod source;
 pub mod tombstones;
+pub mod verify;
 
 pub use block::{Block, BlockWriter};
 pub use error::{Error, Result};

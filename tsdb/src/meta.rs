@@ -361,6 +361,9 @@ pub enum NoCompactReason {
     BlockIndexOutOfOrderChunk,
     /// Vertical compaction of downsampled blocks is not supported.
     DownsampleVerticalCompaction,
+    /// Strata's compactor could not read the block (details say what failed); the block keeps
+    /// being served, only compaction skips it. Thanos reads any reason.
+    CorruptedBlock,
     /// A reason written by a newer version.
     #[serde(untagged)]
     Other(String),

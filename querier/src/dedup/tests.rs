@@ -217,3 +217,25 @@ fn corrupt_chunk_is_an_error_not_a_panic() {
     }
     assert!(failed);
 }
+
+#[test]
+fn counter_aggregates_are_read_with_resets_applied() {
+    // Two 5m aggregate chunks of a counter that reset between them: raw 1, 3, 5 | 1, 8, 10.
+    // Each counter chunk holds its first raw value, the window totals and its last raw value.
+    let aggregate = |counter: &[(i64, f64)]| thanos::AggrChunk {
+        min_time: counter[1].0,
+        max_time: counter[counter.len() - 1].0,
+        counter: xor_chunk(counter).raw,
+        ..Default::default()
+    };
+    let chunks = vec![
+        aggregate(&[(10, 1.0), (30, 5.0), (30, 5.0)]),
+        aggregate(&[(50, 1.0), (70, 10.0), (70, 10.0)]),
+    ];
+    let out = collect(series_iterator_penalty(
+        "s".into(),
+        chunks,
+        ChunkReadMode::Counter,
+    ));
+    assert_eq!(out, vec![(10, 1.0), (30, 5.0), (50, 6.0), (70, 15.0)]);
+}

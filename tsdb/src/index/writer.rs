@@ -28,6 +28,10 @@ pub struct IndexWriter {
     all_postings: Vec<SeriesRef>,
     scratch: Vec<u8>,
     max_series_size: u64,
+    /// Entries in all postings lists so far (for [`IndexWriter::estimated_size`]).
+    postings_entries: u64,
+    /// Bytes of the label names and values of all postings lists so far.
+    postings_key_bytes: u64,
 }
 
 impl std::fmt::Debug for IndexWriter {
@@ -68,6 +72,8 @@ impl IndexWriter {
             all_postings: Vec::new(),
             scratch: Vec::with_capacity(256),
             max_series_size: 0,
+            postings_entries: 0,
+            postings_key_bytes: 0,
         };
         let mut header = MAGIC_INDEX.to_be_bytes().to_vec();
         header.push(FORMAT_V2);
@@ -149,12 +155,33 @@ impl IndexWriter {
             .max_series_size
             .max((prefix.len() + body.len() + 4) as u64);
         self.scratch = body;
-        for pair in refs {
-            self.postings.entry(pair).or_default().push(series_ref);
+        for (pair, label) in refs.into_iter().zip(labels) {
+            let list = self.postings.entry(pair).or_default();
+            if list.is_empty() {
+                self.postings_key_bytes += (label.name.len() + label.value.len()) as u64;
+            }
+            list.push(series_ref);
         }
+        self.postings_entries += labels.len() as u64 + 1;
         self.all_postings.push(series_ref);
         self.last_series = Some(labels.clone());
         Ok(series_ref)
+    }
+
+    /// An upper estimate of the file size if the index were finished now: what is written,
+    /// plus the postings lists, label indices and offset tables still to come. The compactor
+    /// cuts its output before this reaches the format's limits.
+    pub fn estimated_size(&self) -> u64 {
+        let lists = self.postings.len() as u64 + 1;
+        // Postings: 4 bytes per entry plus length, count, CRC and alignment per list; label
+        // indices: 4 bytes per value; offset tables: the key bytes plus varints per entry.
+        self.pos
+            + self.postings_entries * 4
+            + lists * 16
+            + lists * 4
+            + self.postings_key_bytes * 2
+            + lists * 24
+            + super::TOC_LEN
     }
 
     /// Size of the largest series entry written so far (Thanos `index_stats.series_max_size`).

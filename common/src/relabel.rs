@@ -1,7 +1,8 @@
 //! `--selector.relabel-config`: Prometheus relabeling applied to each block's external labels
-//! plus `__block_id`, to shard blocks over several store gateways. As in Thanos only the
-//! `keep`, `drop` and `hashmod` actions are allowed; a block whose resulting label set is empty
-//! (or that a rule drops) is not served.
+//! plus `__block_id`, to shard blocks over several store gateways or compactors (the store
+//! gateway and the compactor share this module). As in Thanos only the `keep`, `drop` and
+//! `hashmod` actions are allowed; a block whose resulting label set is empty (or that a rule
+//! drops) is not selected.
 //!
 //! `hashmod` follows Prometheus: the MD5 of the source values joined by the separator, its
 //! last 8 bytes read as a big-endian integer, modulo `modulus`.
@@ -9,6 +10,8 @@
 use md5::{Digest, Md5};
 use serde::Deserialize;
 use strata_tsdb::labels::{Label, Labels, MatchType, Matcher};
+
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
@@ -97,6 +100,22 @@ impl RelabelConfig {
         Ok(Self { rules })
     }
 
+    /// The configuration of `--selector.relabel-config` (wins) or
+    /// `--selector.relabel-config-file`; none given means no rules.
+    pub fn from_flags(text: Option<&str>, file: Option<&PathBuf>) -> Result<Self> {
+        match (text, file) {
+            (Some(text), _) => Self::parse(text),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|err| Error::RelabelConfig {
+                    reason: format!("read {}: {err}", path.display()),
+                })?;
+                Self::parse(&text)
+            }
+            (None, None) => Ok(Self::default()),
+        }
+    }
+
+    /// True when there are no rules (every block is selected).
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
