@@ -336,7 +336,7 @@ impl Drop for CancelOnDrop {
 }
 
 struct Evaluation {
-    expr: promql_parser::parser::Expr,
+    expr: strata_promql::ParsedExpr,
     start: i64,
     end: i64,
     step: i64,
@@ -468,7 +468,8 @@ fn query(api: Shared, params: Params) -> Handled {
             })?,
         };
         let timeout = query_timeout(&api, &params)?;
-        let expr = strata_promql::parser::parse(params.value("query"))
+        let expr = parse_query(&params)
+            .await?
             .map_err(|err| invalid_parameter("query", err))?;
         let thanos = thanos_params(&api, &params)?;
         let resolution = max_source_resolution(&api, &params, 0)?;
@@ -525,7 +526,7 @@ fn query_range(api: Shared, params: Params) -> Handled {
         }
         let timeout = query_timeout(&api, &params)?;
         // A parse error has no `invalid parameter` prefix on this endpoint (2.42).
-        let expr = strata_promql::parser::parse(params.value("query"))?;
+        let expr = parse_query(&params).await??;
         let thanos = thanos_params(&api, &params)?;
         let resolution = max_source_resolution(&api, &params, step)?;
         let lookback_delta = lookback_delta(&api, &params)?;
@@ -547,6 +548,19 @@ fn query_range(api: Shared, params: Params) -> Handled {
         };
         evaluate(api, evaluation).await
     })
+}
+
+/// Parses the `query` parameter off the async workers: a long or deeply nested query takes
+/// the parser a while (its nesting is bounded, see `strata_promql::depth`).
+async fn parse_query(
+    params: &Params,
+) -> Result<std::result::Result<strata_promql::ParsedExpr, strata_promql::Error>> {
+    let text = params.value("query").to_owned();
+    tokio::task::spawn_blocking(move || strata_promql::parser::parse(&text))
+        .await
+        .map_err(|err| Error::Task {
+            reason: err.to_string(),
+        })
 }
 
 /// Parses `match[]` selectors; each must have a non-empty matcher.
