@@ -508,7 +508,7 @@ fn query_range(api: Shared, params: Params) -> Handled {
             // Thanos: a missing step defaults to max(range/250, --query.default-step).
             None => {
                 let default = i64::try_from(api.config.default_step.as_millis()).unwrap_or(1000);
-                let range_seconds = (end - start) / 1000;
+                let range_seconds = end.saturating_sub(start) / 1000;
                 (range_seconds / 250 * 1000).max(default)
             }
             Some(text) => parse_duration_ms(text).map_err(|m| invalid_parameter("step", m))?,
@@ -519,7 +519,7 @@ fn query_range(api: Shared, params: Params) -> Handled {
                 "zero or negative query resolution step widths are not accepted. Try a positive integer",
             ));
         }
-        if (end - start) / step > MAX_POINTS_PER_SERIES {
+        if end.saturating_sub(start) / step > MAX_POINTS_PER_SERIES {
             return Err(bad_data(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use futures::Stream;
 use strata_common::error::ClassifiedError;
-use strata_common::grpc_server::MAX_MESSAGE_SIZE;
+use strata_common::grpc_server::{MAX_MESSAGE_SIZE, MAX_REQUEST_SIZE};
 use strata_common::labels::labels_to_proto;
 use strata_proto::thanos;
 use strata_proto::thanos::info::info_server::{Info, InfoServer};
@@ -43,7 +43,7 @@ impl StoreService {
 
     pub fn into_server(self) -> StoreServer<Self> {
         StoreServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_decoding_message_size(MAX_REQUEST_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 }
@@ -55,7 +55,7 @@ impl InfoService {
 
     pub fn into_server(self) -> InfoServer<Self> {
         InfoServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_decoding_message_size(MAX_REQUEST_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 }
