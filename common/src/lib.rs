@@ -8,6 +8,7 @@ pub mod grpc_server;
 pub mod http_server;
 pub mod labels;
 pub mod objstore;
+pub mod secret;
 pub mod shutdown;
 pub mod storeapi;
 pub mod telemetry;
