@@ -9,7 +9,8 @@
 //! ([`SnappyRequestLayer`]).
 //!
 //! Generated servers added to the [`tonic::service::Routes`] must lift tonic's 4 MiB default
-//! message limits with [`MAX_MESSAGE_SIZE`], as Thanos does.
+//! encoding limit with [`MAX_MESSAGE_SIZE`], as Thanos does, and decode requests up to
+//! [`MAX_REQUEST_SIZE`].
 
 mod health;
 mod metrics;
@@ -33,6 +34,12 @@ pub use snappy::SnappyRequestLayer;
 /// Thanos sets gRPC send and receive limits to MaxInt32: frames of a big Series response may
 /// be far larger than tonic's 4 MiB default.
 pub const MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
+
+/// The largest request message a StoreAPI server decodes (its `max_decoding_message_size`).
+/// Requests are matchers and hints, kilobytes in practice; a bigger one is refused with
+/// `ResourceExhausted` before it is buffered, rather than letting one client make the server
+/// allocate up to 2 GiB. Responses keep [`MAX_MESSAGE_SIZE`], as Thanos's.
+pub const MAX_REQUEST_SIZE: usize = snappy::MAX_REQUEST_BYTES;
 
 /// Thanos's server keepalive: a ping every 10s of idleness, answered within 5s (reference
 /// thanos.md section 1.4). Clients pinging more often than every 10s are what Go would reject.

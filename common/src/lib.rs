@@ -9,6 +9,7 @@ pub mod http_server;
 pub mod labels;
 pub mod objstore;
 pub mod relabel;
+pub mod secret;
 pub mod shipper;
 pub mod shutdown;
 pub mod storeapi;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use promql_parser::parser::Expr;
 
+use crate::depth;
 use crate::error::{Error, Result};
 use crate::parser;
 use crate::storage::Queryable;
@@ -169,15 +170,19 @@ impl Engine {
             timeout: self.options.timeout,
             cancel: cancel.clone(),
         };
-        eval::execute(
-            storage,
-            &self.options,
-            &control,
-            expr,
-            start_ms,
-            end_ms,
-            step_ms,
-        )
+        // The evaluator recurses once per level of the tree: a deep tree runs on a stack sized
+        // for it (the parser bounded its depth).
+        depth::with_stack_for(depth::expr_depth(expr), || {
+            eval::execute(
+                storage,
+                &self.options,
+                &control,
+                expr,
+                start_ms,
+                end_ms,
+                step_ms,
+            )
+        })
     }
 }
 

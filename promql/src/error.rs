@@ -13,6 +13,18 @@ pub enum Error {
     /// The query text does not parse; `position` is `line:column` (1-based) like Prometheus.
     #[error("{position}: parse error: {message}")]
     Parse { position: String, message: String },
+    /// The query nests deeper than the engine follows (`depth::MAX_NESTING_DEPTH`); refused
+    /// before parsing, as bad input.
+    #[error(
+        "parse error: query is nested too deeply: more than {limit} levels of parentheses, function calls, subqueries and operators"
+    )]
+    TooDeep { limit: usize },
+    /// No thread could be started for a deeply nested query.
+    #[error("start a thread for a deeply nested query")]
+    Thread {
+        #[source]
+        source: std::io::Error,
+    },
     /// A query that parses but cannot be evaluated as asked (a range query of a range vector
     /// or string): Prometheus rejects it before evaluation, as bad input.
     #[error("{message}")]

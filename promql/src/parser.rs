@@ -12,6 +12,7 @@ use std::sync::Once;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Expr, Function, register_extra_functions};
 
+use crate::depth::{self, MAX_NESTING_DEPTH, ParsedExpr};
 use crate::error::{Error, Result};
 
 /// Every function Prometheus 2.42 knows.
@@ -119,18 +120,43 @@ fn register_2x_functions() {
     });
 }
 
-/// Parses a PromQL 2.42 expression.
-pub fn parse(query: &str) -> Result<Expr> {
-    register_2x_functions();
-    let expr = crate_parse(query).map_err(|message| {
-        let (position, message) = translate_error(query, &message);
-        Error::Parse { position, message }
-    })?;
-    validate(&expr, query)?;
-    Ok(expr)
+/// Parses a PromQL 2.42 expression. This is the one entry point every component parses
+/// PromQL through (the query API, rule files, tools): the text's nesting is bounded before the
+/// parser sees it ([`crate::depth`]), deep queries are parsed on a stack sized for them, and
+/// the tree drops without recursion.
+pub fn parse(query: &str) -> Result<ParsedExpr> {
+    let bound = depth::nesting_depth(query, MAX_NESTING_DEPTH);
+    if bound > MAX_NESTING_DEPTH {
+        return Err(Error::TooDeep {
+            limit: MAX_NESTING_DEPTH,
+        });
+    }
+    depth::with_stack_for(bound, || {
+        register_2x_functions();
+        let expr = crate_parse(query).map_err(|message| {
+            let (position, message) = translate_error(query, &message);
+            Error::Parse { position, message }
+        })?;
+        let expr = ParsedExpr::new(expr);
+        // The text's bound is the parser's guide; the tree's own depth is what later walks see.
+        let tree_depth = depth::expr_depth(&expr);
+        if tree_depth > MAX_NESTING_DEPTH {
+            return Err(Error::TooDeep {
+                limit: MAX_NESTING_DEPTH,
+            });
+        }
+        if tree_depth > bound {
+            depth::with_stack_for(tree_depth, || validate(&expr, query))?;
+        } else {
+            validate(&expr, query)?;
+        }
+        Ok(expr)
+    })
 }
 
 /// The crate's parser. It is third-party code: a panic in it must not take the process down.
+/// A partial tree it drops on a syntax error is dropped recursively, which the caller's stack
+/// (sized by [`depth::with_stack_for`]) holds.
 fn crate_parse(query: &str) -> std::result::Result<Expr, String> {
     std::panic::catch_unwind(|| promql_parser::parser::parse(query))
         .unwrap_or_else(|_| Err("internal parser error".to_string()))

@@ -23,7 +23,7 @@ use axum::routing::get;
 use strata_common::error::ClassifiedError;
 use strata_common::http_server::named_handler;
 use strata_promql::{CancellationToken, Engine, EngineOptions};
-use strata_tsdb::labels::{Matcher, parse_selector, require_non_empty_matcher};
+use strata_tsdb::labels::Matcher;
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
@@ -31,14 +31,12 @@ use crate::metrics::QuerierMetrics;
 use crate::proxy::{LabelsQuery, Proxy, SeriesQuery, Warnings};
 use crate::queryable::{ProxyQueryable, QueryOptions};
 use params::{
-    MAX_TIME_MS, MIN_TIME_MS, Params, bad_data, bool_param, invalid_parameter, parse_duration_ms,
-    parse_time, time_param,
+    MAX_TIME_MS, MIN_TIME_MS, Params, bad_data, bool_param, invalid_parameter, match_params,
+    parse_duration_ms, parse_time, range_params, time_param,
 };
 
 /// Largest form body accepted (Prometheus has no limit; long selectors do exist).
 const MAX_FORM_BODY: usize = 16 << 20;
-/// Prometheus's limit on points per series of a range query.
-const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
 /// Settings of the query API, from the flags.
 #[derive(Debug, Clone)]
@@ -336,7 +334,7 @@ impl Drop for CancelOnDrop {
 }
 
 struct Evaluation {
-    expr: promql_parser::parser::Expr,
+    expr: strata_promql::ParsedExpr,
     start: i64,
     end: i64,
     step: i64,
@@ -470,7 +468,8 @@ fn query(api: Shared, params: Params) -> Handled {
             })?,
         };
         let timeout = query_timeout(&api, &params)?;
-        let expr = strata_promql::parser::parse(params.value("query"))
+        let expr = parse_query(&params)
+            .await?
             .map_err(|err| invalid_parameter("query", err))?;
         let thanos = thanos_params(&api, &params)?;
         let resolution = max_source_resolution(&api, &params, 0)?;
@@ -497,37 +496,11 @@ fn query(api: Shared, params: Params) -> Handled {
 
 fn query_range(api: Shared, params: Params) -> Handled {
     Box::pin(async move {
-        let start = parse_time(params.value("start")).map_err(|m| invalid_parameter("start", m))?;
-        let end = parse_time(params.value("end")).map_err(|m| invalid_parameter("end", m))?;
-        if end < start {
-            return Err(invalid_parameter(
-                "end",
-                "end timestamp must not be before start time",
-            ));
-        }
-        let step = match params.get("step") {
-            // Thanos: a missing step defaults to max(range/250, --query.default-step).
-            None => {
-                let default = i64::try_from(api.config.default_step.as_millis()).unwrap_or(1000);
-                let range_seconds = (end - start) / 1000;
-                (range_seconds / 250 * 1000).max(default)
-            }
-            Some(text) => parse_duration_ms(text).map_err(|m| invalid_parameter("step", m))?,
-        };
-        if step <= 0 {
-            return Err(invalid_parameter(
-                "step",
-                "zero or negative query resolution step widths are not accepted. Try a positive integer",
-            ));
-        }
-        if (end - start) / step > MAX_POINTS_PER_SERIES {
-            return Err(bad_data(
-                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-            ));
-        }
+        let default_step = i64::try_from(api.config.default_step.as_millis()).unwrap_or(1000);
+        let (start, end, step) = range_params(&params, default_step)?;
         let timeout = query_timeout(&api, &params)?;
         // A parse error has no `invalid parameter` prefix on this endpoint (2.42).
-        let expr = strata_promql::parser::parse(params.value("query"))?;
+        let expr = parse_query(&params).await??;
         let thanos = thanos_params(&api, &params)?;
         let resolution = max_source_resolution(&api, &params, step)?;
         let lookback_delta = lookback_delta(&api, &params)?;
@@ -551,24 +524,17 @@ fn query_range(api: Shared, params: Params) -> Handled {
     })
 }
 
-/// Parses `match[]` selectors; each must have a non-empty matcher.
-fn match_params(params: &Params) -> Result<Vec<Vec<Matcher>>> {
-    params
-        .all("match[]")
-        .into_iter()
-        .map(|selector| {
-            let matchers = parse_selector(selector).map_err(|err| {
-                match strata_promql::parser::parse(selector) {
-                    // Prometheus's wording and position for what is not even an expression.
-                    Err(promql) => invalid_parameter("match[]", promql),
-                    Ok(_) => invalid_parameter("match[]", err),
-                }
-            })?;
-            require_non_empty_matcher(selector, &matchers)
-                .map_err(|err| invalid_parameter("match[]", err))?;
-            Ok(matchers)
+/// Parses the `query` parameter off the async workers: a long or deeply nested query takes
+/// the parser a while (its nesting is bounded, see `strata_promql::depth`).
+async fn parse_query(
+    params: &Params,
+) -> Result<std::result::Result<strata_promql::ParsedExpr, strata_promql::Error>> {
+    let text = params.value("query").to_owned();
+    tokio::task::spawn_blocking(move || strata_promql::parser::parse(&text))
+        .await
+        .map_err(|err| Error::Task {
+            reason: err.to_string(),
         })
-        .collect()
 }
 
 fn series(api: Shared, params: Params) -> Handled {

@@ -286,6 +286,8 @@ impl Config {
                         .join(",")
                 })
                 .unwrap_or_default();
+            // Inline configs may hold credentials: shown as `<secret>` when set.
+            let value = strata_common::secret::redact_flag_value(long, value);
             flags.insert(long.to_owned(), value);
         }
         flags

@@ -95,9 +95,10 @@ impl ClassifiedError for Error {
 /// store error that caused them (a timed-out store is a timeout).
 fn promql_error_code(err: &strata_promql::Error) -> ErrorCode {
     match err {
-        strata_promql::Error::Parse { .. } | strata_promql::Error::InvalidQuery { .. } => {
-            ErrorCode::BadData
-        }
+        strata_promql::Error::Parse { .. }
+        | strata_promql::Error::InvalidQuery { .. }
+        | strata_promql::Error::TooDeep { .. } => ErrorCode::BadData,
+        strata_promql::Error::Thread { .. } => ErrorCode::Internal,
         strata_promql::Error::Timeout { .. } => ErrorCode::Timeout,
         strata_promql::Error::Canceled { .. } => ErrorCode::Canceled,
         strata_promql::Error::Storage { source } => match source.downcast_ref::<Error>() {

@@ -34,12 +34,13 @@ impl ProxyStore {
 
     pub fn into_servers(self) -> (StoreServer<Self>, InfoServer<Self>) {
         let max = strata_common::grpc_server::MAX_MESSAGE_SIZE;
+        let max_request = strata_common::grpc_server::MAX_REQUEST_SIZE;
         (
             StoreServer::new(self.clone())
-                .max_decoding_message_size(max)
+                .max_decoding_message_size(max_request)
                 .max_encoding_message_size(max),
             InfoServer::new(self)
-                .max_decoding_message_size(max)
+                .max_decoding_message_size(max_request)
                 .max_encoding_message_size(max),
         )
     }

@@ -71,3 +71,21 @@ async fn starts_and_stops() {
     assert!(shutdown.wait(Duration::from_secs(10)).await);
     assert!(shutdown.failure().is_none());
 }
+
+#[test]
+fn status_flags_redact_inline_configs() {
+    let args = [
+        "strata-querier",
+        "--tracing.config=type: OTLP\nconfig:\n  headers:\n    authorization: Bearer hunter2\n",
+        "--query.timeout=30s",
+    ];
+    let mut config = Config::try_parse_from(args).expect("valid flags");
+    config.raw_args = args.iter().map(Into::into).collect();
+    let flags = config.flag_values();
+    assert_eq!(
+        flags.get("tracing.config").map(String::as_str),
+        Some("<secret>")
+    );
+    assert_eq!(flags.get("query.timeout").map(String::as_str), Some("30s"));
+    assert!(!format!("{flags:?}").contains("hunter2"));
+}

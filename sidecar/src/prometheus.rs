@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use prost::Message;
 use serde::Deserialize;
+use strata_common::secret::Secret;
 use strata_proto::prometheus as prompb;
 use strata_tsdb::labels::{Labels, Matcher};
 
@@ -28,7 +29,7 @@ pub struct HttpClientConfig {
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
     #[serde(default)]
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<Secret>,
     #[serde(default)]
     pub bearer_token_file: Option<PathBuf>,
     #[serde(default)]
@@ -46,7 +47,7 @@ pub struct BasicAuth {
     #[serde(default)]
     pub username: String,
     #[serde(default)]
-    pub password: String,
+    pub password: Secret,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
 }
@@ -97,8 +98,8 @@ pub struct PrometheusClient {
     /// For remote read: no overall timeout, a long read is a long stream.
     streaming_client: reqwest::Client,
     timeout: Duration,
-    authorization: Option<String>,
-    basic_auth: Option<(String, String)>,
+    authorization: Option<Secret>,
+    basic_auth: Option<(String, Secret)>,
 }
 
 /// What `/api/v1/status/flags` says about block durations.
@@ -207,22 +208,28 @@ impl PrometheusClient {
         let streaming_client = build(client_builder(config)?)?;
 
         let authorization = match (&config.bearer_token, &config.bearer_token_file) {
-            (Some(token), _) if !token.is_empty() => Some(format!("Bearer {token}")),
+            (Some(token), _) if !token.is_empty() => {
+                Some(Secret::new(format!("Bearer {}", token.expose())))
+            }
             (_, Some(path)) => {
                 let token = read_file("read prometheus bearer token", path)?;
-                Some(format!("Bearer {}", String::from_utf8_lossy(&token).trim()))
+                Some(Secret::new(format!(
+                    "Bearer {}",
+                    String::from_utf8_lossy(&token).trim()
+                )))
             }
             _ => None,
         };
         let basic_auth = match &config.basic_auth {
             Some(auth) => {
                 let password = match &auth.password_file {
-                    Some(path) => String::from_utf8_lossy(&read_file(
-                        "read prometheus basic auth password",
-                        path,
-                    )?)
-                    .trim()
-                    .to_owned(),
+                    Some(path) => Secret::new(
+                        String::from_utf8_lossy(&read_file(
+                            "read prometheus basic auth password",
+                            path,
+                        )?)
+                        .trim(),
+                    ),
                     None => auth.password.clone(),
                 };
                 Some((auth.username.clone(), password))
@@ -244,12 +251,22 @@ impl PrometheusClient {
     }
 
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        // Marked sensitive: kept out of HTTP/2 header compression tables and debug output.
         let request = match &self.authorization {
-            Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
+            Some(value) => match reqwest::header::HeaderValue::from_str(value.expose()) {
+                Ok(mut header) => {
+                    header.set_sensitive(true);
+                    request.header(reqwest::header::AUTHORIZATION, header)
+                }
+                // Not a valid header value (a control character in the token file): sent as
+                // before, so the request fails with Prometheus's answer, not silently unsent.
+                Err(_) => request.header(reqwest::header::AUTHORIZATION, value.expose()),
+            },
             None => request,
         };
         match &self.basic_auth {
-            Some((user, password)) => request.basic_auth(user, Some(password)),
+            // reqwest marks the basic-auth header sensitive itself.
+            Some((user, password)) => request.basic_auth(user, Some(password.expose())),
             None => request,
         }
     }
@@ -568,6 +585,23 @@ mod tests {
         );
         assert_eq!(format_seconds(-1500), "-1.500");
         assert_eq!(percent_encode_path("a b/é"), "a%20b%2F%C3%A9");
+    }
+
+    #[test]
+    fn credentials_never_printed() {
+        let config = HttpClientConfig::load(
+            Some("basic_auth:\n  username: u\n  password: hunter2\nbearer_token: tok3n\n"),
+            None,
+        )
+        .expect("valid");
+        let client = PrometheusClient::new("http://127.0.0.1:1", Duration::from_secs(1), &config)
+            .expect("client");
+        let shown = format!("{config:?} {client:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok3n"),
+            "{shown}"
+        );
+        assert!(shown.contains("<secret>"), "{shown}");
     }
 
     #[test]

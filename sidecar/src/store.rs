@@ -83,13 +83,13 @@ impl SidecarStore {
     }
 
     pub fn into_servers(self) -> (StoreServer<Self>, InfoServer<Self>) {
-        use strata_common::grpc_server::MAX_MESSAGE_SIZE;
+        use strata_common::grpc_server::{MAX_MESSAGE_SIZE, MAX_REQUEST_SIZE};
         (
             StoreServer::new(self.clone())
-                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_decoding_message_size(MAX_REQUEST_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
             InfoServer::new(self)
-                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_decoding_message_size(MAX_REQUEST_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
         )
     }

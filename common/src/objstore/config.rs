@@ -61,41 +61,7 @@ impl Backend {
     }
 }
 
-/// A string that never shows up in `Debug` or `Serialize` output.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret value itself; call only where it is handed to the storage client.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn shown(&self) -> &'static str {
-        if self.0.is_empty() { "" } else { "<secret>" }
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.shown())
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.shown())
-    }
-}
+pub use crate::secret::Secret;
 
 /// A duration written the Prometheus way (`model.Duration`): `1m30s`, `2m`, `500ms`, `0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 //! wins over the query string), times as float seconds or RFC 3339, durations as float seconds
 //! or Prometheus durations, Go's boolean spellings, and the exact error texts.
 
+use strata_tsdb::labels::{Matcher, parse_selector, require_non_empty_matcher};
+
 use crate::error::{Error, Result};
 
 /// Prometheus's `minTime` / `maxTime` for absent start/end (ms).
@@ -175,6 +177,61 @@ pub fn bool_param(params: &Params, name: &str, default: bool) -> Result<bool> {
             ))
         }),
     }
+}
+
+/// Prometheus's limit on points per series of a range query.
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// `start`, `end` and `step` of a range query in ms, checked as 2.42 checks them; a missing
+/// step is Thanos's default, max(range/250, `default_step_ms`).
+pub fn range_params(params: &Params, default_step_ms: i64) -> Result<(i64, i64, i64)> {
+    let start = parse_time(params.value("start")).map_err(|m| invalid_parameter("start", m))?;
+    let end = parse_time(params.value("end")).map_err(|m| invalid_parameter("end", m))?;
+    if end < start {
+        return Err(invalid_parameter(
+            "end",
+            "end timestamp must not be before start time",
+        ));
+    }
+    let step = match params.get("step") {
+        None => {
+            let range_seconds = end.saturating_sub(start) / 1000;
+            (range_seconds / 250 * 1000).max(default_step_ms)
+        }
+        Some(text) => parse_duration_ms(text).map_err(|m| invalid_parameter("step", m))?,
+    };
+    if step <= 0 {
+        return Err(invalid_parameter(
+            "step",
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if end.saturating_sub(start) / step > MAX_POINTS_PER_SERIES {
+        return Err(bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    Ok((start, end, step))
+}
+
+/// Parses `match[]` selectors; each must have a non-empty matcher.
+pub fn match_params(params: &Params) -> Result<Vec<Vec<Matcher>>> {
+    params
+        .all("match[]")
+        .into_iter()
+        .map(|selector| {
+            let matchers = parse_selector(selector).map_err(|err| {
+                match strata_promql::parser::parse(selector) {
+                    // Prometheus's wording and position for what is not even an expression.
+                    Err(promql) => invalid_parameter("match[]", promql),
+                    Ok(_) => invalid_parameter("match[]", err),
+                }
+            })?;
+            require_non_empty_matcher(selector, &matchers)
+                .map_err(|err| invalid_parameter("match[]", err))?;
+            Ok(matchers)
+        })
+        .collect()
 }
 
 #[cfg(test)]

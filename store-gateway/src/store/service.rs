@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use strata_common::error::ClassifiedError;
-use strata_common::grpc_server::MAX_MESSAGE_SIZE;
+use strata_common::grpc_server::{MAX_MESSAGE_SIZE, MAX_REQUEST_SIZE};
 use strata_common::labels::labels_to_proto;
 use strata_common::storeapi::streaming::{SeriesReceiver, spawn_series_stream};
 use strata_proto::thanos;
@@ -46,7 +46,7 @@ impl StoreService {
 
     pub fn into_server(self) -> StoreServer<Self> {
         StoreServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_decoding_message_size(MAX_REQUEST_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 }
@@ -58,7 +58,7 @@ impl InfoService {
 
     pub fn into_server(self) -> InfoServer<Self> {
         InfoServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_decoding_message_size(MAX_REQUEST_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 }
