@@ -71,7 +71,8 @@ async fn cancel_after_first_frame(process: &StrataProcess) -> anyhow::Result<Dur
         // Generous for a loaded CI machine; the figure itself is printed (issue 9: < 1 s).
         anyhow::ensure!(
             dropped.elapsed() < Duration::from_secs(10),
-            "the cancelled call was not stopped: {metrics}"
+            "the cancelled call was not stopped: {metrics}\nlogs:\n{}",
+            process.logs()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -67,13 +67,18 @@ where
     let cancelled = metrics.cancelled.clone();
     tokio::spawn(async move {
         let started = Instant::now();
+        let report_cancelled = || {
+            cancelled.inc();
+            tracing::info!(after = ?started.elapsed(), "series call cancelled by the client; stopped its work");
+        };
         tokio::select! {
-            () = watch.closed() => {
-                cancelled.inc();
-                tracing::info!(after = ?started.elapsed(), "series call cancelled by the client; stopped its work");
-            }
+            biased;
+            () = watch.closed() => report_cancelled(),
             result = work => {
-                if let Err(status) = result {
+                // A producer also stops by itself when a send fails because the client left.
+                if watch.is_closed() {
+                    report_cancelled();
+                } else if let Err(status) = result {
                     let _ = errors.send(Err(status)).await;
                 }
             }
