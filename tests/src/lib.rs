@@ -3,6 +3,7 @@
 //! The tests themselves live in `tests/tests/*.rs`.
 
 pub mod bins;
+pub mod compose;
 pub mod demo_service;
 pub mod faults;
 pub mod prom;
