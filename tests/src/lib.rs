@@ -6,6 +6,7 @@ pub mod bins;
 pub mod compose;
 pub mod demo_service;
 pub mod faults;
+pub mod monitoring;
 pub mod prom;
 pub mod s3;
 pub mod sidecar;
