@@ -526,6 +526,29 @@ async fn wait_ready(topology: &Topology, blocks: usize) -> anyhow::Result<()> {
         loaded.iter().all(|&count| count > 0),
         "hashmod put every block on one shard: {loaded:?}"
     );
+    // Every Prometheus scrapes all its targets (cluster 1: both Prometheus servers and both
+    // sidecars; cluster 2: one of each), and keeps them a few scrapes long, before the live
+    // data is compared.
+    for (service, cluster) in PROMETHEUSES {
+        let targets = if cluster == "cluster-1" { 4.0 } else { 2.0 };
+        let url = &topology.prometheus[service];
+        eventually(
+            &format!("{service} scraping its targets"),
+            limit,
+            || async {
+                let answer = topology
+                    .api
+                    .instant(url, "count(up == 1)", now_ms() as f64 / 1000.0, "")
+                    .await?;
+                let up = answer.body["data"]["result"][0]["value"][1]
+                    .as_str()
+                    .and_then(|value| value.parse::<f64>().ok());
+                Ok((up == Some(targets)).then_some(()))
+            },
+        )
+        .await?;
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
     Ok(())
 }
 
