@@ -9,6 +9,8 @@
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod external;
+pub mod final_order;
+pub mod streaming;
 pub mod testing;
 
 use std::time::Duration;

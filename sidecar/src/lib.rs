@@ -169,6 +169,7 @@ pub async fn start(
             series: config.store_limits_request_series,
             samples: config.store_limits_request_samples,
         },
+        strata_common::storeapi::streaming::SeriesStreamMetrics::register(metrics),
     );
     let (store_server, info_server) = store.into_servers();
     let routes = tonic::service::Routes::new(

@@ -137,12 +137,16 @@ fn read_uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-/// Collects series from decoded frames, joining consecutive frames of one series.
+/// Joins the series of decoded frames: a series split over consecutive frames (same labels)
+/// becomes one, and a series is complete once the next label set starts (or the stream ends).
 #[derive(Debug, Default)]
 pub struct SeriesCollector {
-    series: Vec<RawSeries>,
-    /// Labels of the last series in wire form, to join split series without re-parsing.
-    last_wire_labels: Vec<prompb::Label>,
+    /// Complete series not yet taken.
+    complete: std::collections::VecDeque<RawSeries>,
+    /// The last series, which the next frame may continue.
+    open: Option<RawSeries>,
+    /// Labels of `open` in wire form, to join split series without re-parsing.
+    open_wire_labels: Vec<prompb::Label>,
 }
 
 impl SeriesCollector {
@@ -159,20 +163,33 @@ impl SeriesCollector {
             })?;
         for chunked in response.chunked_series {
             let chunks = convert_chunks(&chunked)?;
-            match self.series.last_mut() {
-                Some(last) if self.last_wire_labels == chunked.labels => last.chunks.extend(chunks),
+            match self.open.as_mut() {
+                Some(open) if self.open_wire_labels == chunked.labels => open.chunks.extend(chunks),
                 _ => {
                     let labels = labels_from_prom(&chunked.labels);
-                    self.last_wire_labels = chunked.labels;
-                    self.series.push(RawSeries { labels, chunks });
+                    self.open_wire_labels = chunked.labels;
+                    let previous = self.open.replace(RawSeries { labels, chunks });
+                    self.complete.extend(previous);
                 }
             }
         }
         Ok(())
     }
 
-    pub fn into_series(self) -> Vec<RawSeries> {
-        self.series
+    /// The next complete series, if any.
+    pub fn pop_complete(&mut self) -> Option<RawSeries> {
+        self.complete.pop_front()
+    }
+
+    /// At the end of the stream: the last series is complete too.
+    pub fn finish(&mut self) {
+        self.complete.extend(self.open.take());
+    }
+
+    /// Everything collected, for callers that read a whole answer.
+    pub fn into_series(mut self) -> Vec<RawSeries> {
+        self.finish();
+        self.complete.into()
     }
 }
 
@@ -248,55 +265,122 @@ pub fn decode_samples_response(body: &[u8]) -> Result<Vec<RawSeries>> {
 
 /// One remote-read query for `[start, end]` (ms, inclusive) and `matchers`, asking for
 /// streamed chunks first, then samples; the answer's content type says how to decode it.
+/// Collects the whole answer: [`SeriesReader`] streams it.
 pub async fn read(
     client: &PrometheusClient,
     start: i64,
     end: i64,
     matchers: &[Matcher],
 ) -> Result<Vec<RawSeries>> {
-    let request = prompb::ReadRequest {
-        queries: vec![prompb::Query {
-            start_timestamp_ms: start,
-            end_timestamp_ms: end,
-            matchers: matchers.iter().map(matcher_to_prom).collect(),
-            // No hints: Prometheus would select by the hints' range instead of the query's.
-            hints: None,
-        }],
-        accepted_response_types: vec![
-            prompb::read_request::ResponseType::StreamedXorChunks as i32,
-            prompb::read_request::ResponseType::Samples as i32,
-        ],
-    };
-    let mut response = client.remote_read(&request).await?;
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let read_error = |source| Error::PrometheusRequest {
-        path: "/api/v1/read",
-        source,
-    };
-    if content_type.starts_with("application/x-streamed-protobuf") {
-        let mut frames = FrameReader::new();
-        let mut collector = SeriesCollector::new();
-        while let Some(bytes) = response.chunk().await.map_err(read_error)? {
-            frames.push(&bytes);
-            while let Some(frame) = frames.next_frame()? {
-                collector.push_frame(frame)?;
+    let mut reader = SeriesReader::open(client, start, end, matchers).await?;
+    let mut series = Vec::new();
+    while let Some(next) = reader.next().await? {
+        series.push(next);
+    }
+    Ok(series)
+}
+
+/// A remote-read answer read series by series as its bytes arrive: memory holds the frames
+/// not yet taken, not the answer. Dropping the reader closes the connection, which stops
+/// Prometheus's work too.
+#[derive(Debug)]
+pub struct SeriesReader {
+    body: Body,
+    frames: FrameReader,
+    collector: SeriesCollector,
+}
+
+#[derive(Debug)]
+enum Body {
+    /// STREAMED_XOR_CHUNKS still arriving.
+    Streamed(reqwest::Response),
+    /// A SAMPLES answer (one message: decoded whole) or a finished stream.
+    Done,
+}
+
+impl SeriesReader {
+    /// Sends the query and reads the answer's headers.
+    pub async fn open(
+        client: &PrometheusClient,
+        start: i64,
+        end: i64,
+        matchers: &[Matcher],
+    ) -> Result<Self> {
+        let request = prompb::ReadRequest {
+            queries: vec![prompb::Query {
+                start_timestamp_ms: start,
+                end_timestamp_ms: end,
+                matchers: matchers.iter().map(matcher_to_prom).collect(),
+                // No hints: Prometheus would select by the hints' range instead of the query's.
+                hints: None,
+            }],
+            accepted_response_types: vec![
+                prompb::read_request::ResponseType::StreamedXorChunks as i32,
+                prompb::read_request::ResponseType::Samples as i32,
+            ],
+        };
+        let response = client.remote_read(&request).await?;
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let mut reader = SeriesReader {
+            body: Body::Done,
+            frames: FrameReader::new(),
+            collector: SeriesCollector::new(),
+        };
+        if content_type.starts_with("application/x-streamed-protobuf") {
+            reader.body = Body::Streamed(response);
+        } else if content_type.starts_with("application/x-protobuf") {
+            let body = response.bytes().await.map_err(read_error)?;
+            let series = tokio::task::spawn_blocking(move || decode_samples_response(&body))
+                .await
+                .map_err(|err| Error::RemoteReadFrame {
+                    offset: 0,
+                    reason: format!("decode task failed: {err}"),
+                })??;
+            reader.collector.complete.extend(series);
+        } else {
+            return Err(Error::PrometheusResponse {
+                path: "/api/v1/read",
+                reason: format!("unexpected content type {content_type:?}"),
+            });
+        }
+        Ok(reader)
+    }
+
+    /// The next complete series, `Ok(None)` at the end of the answer.
+    pub async fn next(&mut self) -> Result<Option<RawSeries>> {
+        loop {
+            if let Some(series) = self.collector.pop_complete() {
+                return Ok(Some(series));
+            }
+            let Body::Streamed(response) = &mut self.body else {
+                return Ok(None);
+            };
+            match response.chunk().await.map_err(read_error)? {
+                Some(bytes) => {
+                    self.frames.push(&bytes);
+                    while let Some(frame) = self.frames.next_frame()? {
+                        self.collector.push_frame(frame)?;
+                    }
+                }
+                None => {
+                    self.frames.finish()?;
+                    self.collector.finish();
+                    self.body = Body::Done;
+                }
             }
         }
-        frames.finish()?;
-        Ok(collector.into_series())
-    } else if content_type.starts_with("application/x-protobuf") {
-        let body = response.bytes().await.map_err(read_error)?;
-        decode_samples_response(&body)
-    } else {
-        Err(Error::PrometheusResponse {
-            path: "/api/v1/read",
-            reason: format!("unexpected content type {content_type:?}"),
-        })
+    }
+}
+
+fn read_error(source: reqwest::Error) -> Error {
+    Error::PrometheusRequest {
+        path: "/api/v1/read",
+        source,
     }
 }
 

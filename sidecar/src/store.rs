@@ -3,33 +3,40 @@
 //!
 //! Series: matchers on external labels are settled against the external labels
 //! (`strata_common::storeapi::external`), the rest go to Prometheus in one remote-read query
-//! asking for `STREAMED_XOR_CHUNKS` first, then `SAMPLES`. Chunks are passed through; series
-//! are buffered, given their final labels (external labels win, replica labels stripped) and
-//! re-sorted, because both changes can reorder them. `skip_chunks` requests, LabelNames and
-//! LabelValues use Prometheus's HTTP API (`/api/v1/series`, `/api/v1/labels`,
-//! `/api/v1/label/<name>/values`). An unreachable Prometheus is `Unavailable`.
+//! asking for `STREAMED_XOR_CHUNKS` first, then `SAMPLES`. The answer is streamed: each series
+//! is given its final labels (external labels win, replica labels stripped) as it arrives and
+//! sent as soon as no later series can sort before it
+//! ([`strata_common::storeapi::final_order`]), so memory holds the frames in flight and the
+//! few series whose order the label changes can move, not the answer. Chunks are passed
+//! through. Series and sample limits are counted while reading and end the call with
+//! ResourceExhausted; a client that goes away stops the remote read at once.
+//! `skip_chunks` requests, LabelNames and LabelValues use Prometheus's HTTP API
+//! (`/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values`); `/api/v1/series`
+//! answers in no particular order, so those label sets are sorted whole. An unreachable
+//! Prometheus is `Unavailable`.
 //!
 //! Sharding is not done here: Info says `supports_sharding: false`, so queriers filter
 //! `shard_info` themselves.
 
-use std::pin::Pin;
-
-use futures::Stream;
 use strata_common::error::ClassifiedError;
 use strata_common::flags::TimeOrDuration;
 use strata_common::http_server::Prober;
 use strata_common::labels::{labels_to_proto, matchers_from_proto};
 use strata_common::storeapi::external;
+use strata_common::storeapi::final_order::Resorter;
+use strata_common::storeapi::streaming::{
+    FrameBatcher, SeriesReceiver, SeriesSender, SeriesStreamMetrics, spawn_series_stream,
+};
 use strata_proto::thanos;
 use strata_proto::thanos::info::info_server::{Info, InfoServer};
 use strata_proto::thanos::store_server::{Store, StoreServer};
-use strata_tsdb::labels::Labels;
+use strata_tsdb::labels::{Labels, Matcher};
 use tonic::{Request, Response, Status};
 
 use crate::error::{Error, Result};
 use crate::heartbeat::PrometheusMeta;
 use crate::prometheus::PrometheusClient;
-use crate::remote_read::{self, RawSeries};
+use crate::remote_read;
 
 /// The component type the sidecar announces in Info.
 const COMPONENT_TYPE: &str = "sidecar";
@@ -49,6 +56,7 @@ pub struct SidecarStore {
     prober: Prober,
     min_time: TimeOrDuration,
     limits: Limits,
+    stream_metrics: SeriesStreamMetrics,
 }
 
 fn now_millis() -> i64 {
@@ -62,6 +70,7 @@ impl SidecarStore {
         prober: Prober,
         min_time: TimeOrDuration,
         limits: Limits,
+        stream_metrics: SeriesStreamMetrics,
     ) -> Self {
         Self {
             client,
@@ -69,6 +78,7 @@ impl SidecarStore {
             prober,
             min_time,
             limits,
+            stream_metrics,
         }
     }
 
@@ -101,90 +111,91 @@ impl SidecarStore {
         .to_grpc_status())
     }
 
-    /// Reads and finalizes the series of `request`, sorted by final labels.
-    pub async fn select(&self, request: &thanos::SeriesRequest) -> Result<Vec<thanos::Series>> {
+    /// The Prometheus query of `request` after its external-label matchers are settled;
+    /// `None` when this sidecar has nothing for it.
+    fn plan(&self, request: &thanos::SeriesRequest) -> Result<Option<Plan>> {
         let matchers = matchers_from_proto(&request.matchers)?;
-        let external_labels = self.meta.external_labels();
-        let Some(matchers) = external::matchers_for_store(&external_labels, &matchers)? else {
-            return Ok(Vec::new());
+        let external = self.meta.external_labels();
+        let Some(matchers) = external::matchers_for_store(&external, &matchers)? else {
+            return Ok(None);
         };
         let min_time = request.min_time.max(self.min_time());
         if min_time > request.max_time {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let raw = if request.skip_chunks {
-            // Labels only: Prometheus's series API reads no chunk data at all.
-            self.client
-                .series(min_time, request.max_time, &matchers)
-                .await?
-                .into_iter()
-                .map(|labels| RawSeries {
-                    labels,
-                    chunks: Vec::new(),
-                })
-                .collect()
-        } else {
-            remote_read::read(&self.client, min_time, request.max_time, &matchers).await?
-        };
-        self.check_limits(&raw)?;
-        let mut series: Vec<(Labels, Vec<thanos::AggrChunk>)> = raw
-            .into_iter()
-            .map(|raw| {
-                let labels = external::finalize_labels(
-                    &raw.labels,
-                    &external_labels,
-                    &request.without_replica_labels,
-                );
-                (labels, raw.chunks)
-            })
-            .collect();
-        external::sort_by_labels(&mut series, |(labels, _)| labels);
-        if let Ok(limit) = usize::try_from(request.limit)
-            && limit > 0
-        {
-            series.truncate(limit);
-        }
-        Ok(series
-            .into_iter()
-            .map(|(labels, chunks)| thanos::Series {
-                labels: labels
-                    .into_vec()
-                    .into_iter()
-                    .map(|label| thanos::Label {
-                        name: label.name,
-                        value: label.value,
-                    })
-                    .collect(),
-                chunks,
-            })
-            .collect())
+        Ok(Some(Plan {
+            matchers,
+            min_time,
+            max_time: request.max_time,
+            external,
+        }))
     }
 
-    fn check_limits(&self, series: &[RawSeries]) -> Result<()> {
-        if self.limits.series > 0 && series.len() as u64 > self.limits.series {
-            return Err(Error::LimitExceeded {
-                what: "series",
-                limit: self.limits.series,
-            });
+    /// Answers `request` into `sender`, series by series in final-label order.
+    async fn produce(
+        self,
+        request: thanos::SeriesRequest,
+        plan: Plan,
+        sender: SeriesSender,
+    ) -> Result<()> {
+        let mut output = Output {
+            batcher: FrameBatcher::new(request.response_batch_size),
+            remaining: usize::try_from(request.limit)
+                .ok()
+                .filter(|limit| *limit > 0)
+                .unwrap_or(usize::MAX),
+            sender,
+        };
+        let without_replica = &request.without_replica_labels;
+        let mut counter = LimitCounter::new(self.limits);
+        if request.skip_chunks {
+            // Labels only: Prometheus's series API reads no chunk data, in no set order.
+            let labels = self
+                .client
+                .series(plan.min_time, plan.max_time, &plan.matchers)
+                .await?;
+            let mut series: Vec<Labels> = Vec::with_capacity(labels.len());
+            for labels in labels {
+                counter.add_series(&[])?;
+                series.push(external::finalize_labels(
+                    &labels,
+                    &plan.external,
+                    without_replica,
+                ));
+            }
+            series.sort();
+            for labels in series {
+                if !output.send(labels, Vec::new()).await {
+                    return Ok(());
+                }
+            }
+            output.finish().await;
+            return Ok(());
         }
-        if self.limits.samples > 0 {
-            let samples: u64 = series
-                .iter()
-                .flat_map(|series| &series.chunks)
-                .filter_map(|chunk| chunk.raw.as_ref())
-                // Every Prometheus chunk encoding starts with its sample count (BE u16).
-                .map(|raw| match raw.data.get(..2) {
-                    Some(&[high, low]) => u64::from(u16::from_be_bytes([high, low])),
-                    _ => 0,
-                })
-                .sum();
-            if samples > self.limits.samples {
-                return Err(Error::LimitExceeded {
-                    what: "samples",
-                    limit: self.limits.samples,
-                });
+        let mut reader = remote_read::SeriesReader::open(
+            &self.client,
+            plan.min_time,
+            plan.max_time,
+            &plan.matchers,
+        )
+        .await?;
+        let mut resorter = Resorter::new(&plan.external, without_replica);
+        while let Some(raw) = reader.next().await? {
+            counter.add_series(&raw.chunks)?;
+            let labels = external::finalize_labels(&raw.labels, &plan.external, without_replica);
+            resorter.push(&raw.labels, labels, raw.chunks);
+            while let Some((labels, chunks)) = resorter.pop_ready() {
+                if !output.send(labels, chunks).await {
+                    return Ok(());
+                }
             }
         }
+        while let Some((labels, chunks)) = resorter.pop_finished() {
+            if !output.send(labels, chunks).await {
+                return Ok(());
+            }
+        }
+        output.finish().await;
         Ok(())
     }
 
@@ -219,8 +230,94 @@ fn status(err: Error) -> Status {
     err.to_grpc_status()
 }
 
-type FrameStream =
-    Pin<Box<dyn Stream<Item = Result<thanos::SeriesResponse, Status>> + Send + 'static>>;
+/// A Series request's Prometheus query.
+#[derive(Debug)]
+struct Plan {
+    matchers: Vec<Matcher>,
+    min_time: i64,
+    max_time: i64,
+    external: Labels,
+}
+
+/// The sending end of one Series call: frames, the request's series `limit`.
+struct Output {
+    batcher: FrameBatcher,
+    remaining: usize,
+    sender: SeriesSender,
+}
+
+impl Output {
+    /// Sends one series (batched as asked); false once the limit is reached or the client left.
+    async fn send(&mut self, labels: Labels, chunks: Vec<thanos::AggrChunk>) -> bool {
+        if self.remaining == 0 {
+            return false;
+        }
+        self.remaining -= 1;
+        let series = thanos::Series {
+            labels: labels_to_proto(&labels),
+            chunks,
+        };
+        if let Some(frame) = self.batcher.push(series)
+            && self.sender.send(Ok(frame)).await.is_err()
+        {
+            return false;
+        }
+        self.remaining > 0
+    }
+
+    /// Sends the last partial batch.
+    async fn finish(&mut self) {
+        if let Some(frame) = self.batcher.finish() {
+            let _ = self.sender.send(Ok(frame)).await;
+        }
+    }
+}
+
+/// Counts series and samples against `--store.limits.request-*` while they are read.
+struct LimitCounter {
+    limits: Limits,
+    series: u64,
+    samples: u64,
+}
+
+impl LimitCounter {
+    fn new(limits: Limits) -> Self {
+        LimitCounter {
+            limits,
+            series: 0,
+            samples: 0,
+        }
+    }
+
+    fn add_series(&mut self, chunks: &[thanos::AggrChunk]) -> Result<()> {
+        self.series += 1;
+        if self.limits.series > 0 && self.series > self.limits.series {
+            return Err(Error::LimitExceeded {
+                what: "series",
+                limit: self.limits.series,
+            });
+        }
+        if self.limits.samples > 0 {
+            let samples: u64 = chunks
+                .iter()
+                .filter_map(|chunk| chunk.raw.as_ref())
+                // Every Prometheus chunk encoding starts with its sample count (BE u16).
+                .map(|raw| match raw.data.get(..2) {
+                    Some(&[high, low]) => u64::from(u16::from_be_bytes([high, low])),
+                    _ => 0,
+                })
+                .sum();
+            self.samples = self.samples.saturating_add(samples);
+            if self.samples > self.limits.samples {
+                return Err(Error::LimitExceeded {
+                    what: "samples",
+                    limit: self.limits.samples,
+                });
+            }
+        }
+        Ok(())
+    }
+}
 
 #[tonic::async_trait]
 impl Store for SidecarStore {
@@ -248,33 +345,22 @@ impl Store for SidecarStore {
         }))
     }
 
-    type SeriesStream = FrameStream;
+    type SeriesStream = SeriesReceiver;
 
     async fn series(
         &self,
         request: Request<thanos::SeriesRequest>,
     ) -> Result<Response<Self::SeriesStream>, Status> {
         let request = request.into_inner();
-        let series = self.select(&request).await.map_err(status)?;
-        let batch_size = usize::try_from(request.response_batch_size).unwrap_or(0);
-        let frames: Vec<Result<thanos::SeriesResponse, Status>> = if batch_size > 1 {
-            let mut series = series.into_iter();
-            let mut frames = Vec::new();
-            loop {
-                let batch: Vec<thanos::Series> = series.by_ref().take(batch_size).collect();
-                if batch.is_empty() {
-                    break;
-                }
-                frames.push(Ok(thanos::SeriesResponse::from_batch(batch)));
+        let plan = self.plan(&request).map_err(status)?;
+        let store = self.clone();
+        let stream = spawn_series_stream(&self.stream_metrics, move |sender| async move {
+            match plan {
+                Some(plan) => store.produce(request, plan, sender).await.map_err(status),
+                None => Ok(()),
             }
-            frames
-        } else {
-            series
-                .into_iter()
-                .map(|series| Ok(thanos::SeriesResponse::from_series(series)))
-                .collect()
-        };
-        Ok(Response::new(Box::pin(futures::stream::iter(frames))))
+        });
+        Ok(Response::new(stream))
     }
 
     async fn label_names(

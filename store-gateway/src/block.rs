@@ -33,6 +33,9 @@ use crate::ranges::{MAX_GAP, partition};
 /// no `index_stats`; an entry longer than the estimate is fetched again, whole.
 const DEFAULT_SERIES_ESTIMATE: u64 = 64 * 1024;
 const DEFAULT_CHUNK_ESTIMATE: u64 = 16_000;
+/// The longest chunk read when meta.json does not list its segment's size: far above any
+/// chunk Prometheus or the compactor writes, far below what a corrupt length can say.
+const MAX_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What a block needs from the store around it.
 #[derive(Debug, Clone)]
@@ -54,9 +57,13 @@ pub struct BucketBlock {
     index_size: u64,
     header_path: PathBuf,
     header: Mutex<Option<Arc<IndexHeader>>>,
+    /// Held while the header is being loaded, so concurrent first queries share one load.
+    loading: tokio::sync::Mutex<()>,
     last_used: Mutex<Instant>,
     series_estimate: u64,
     chunk_estimate: u64,
+    /// Segment file sizes from meta.json's `thanos.files` (segment number -> bytes).
+    segment_sizes: HashMap<u32, u64>,
 }
 
 impl BucketBlock {
@@ -110,7 +117,9 @@ impl BucketBlock {
                 let path = header_path.clone();
                 blocking(move || index_header::write_file(&path, &bytes)).await?;
             } else {
-                header = Some(Arc::new(IndexHeader::parse(block, Bytes::from(bytes))?));
+                let parsed =
+                    blocking(move || IndexHeader::parse(block, Bytes::from(bytes))).await?;
+                header = Some(Arc::new(parsed));
             }
         }
         let positive = |value: i64, default: u64| {
@@ -119,7 +128,21 @@ impl BucketBlock {
                 .filter(|v| *v > 0)
                 .unwrap_or(default)
         };
+        let segment_sizes = thanos
+            .files
+            .iter()
+            .filter_map(|file| {
+                // File `chunks/000001` holds segment 0 (see `segment_file_name`).
+                let file_number: u32 = file.rel_path.strip_prefix("chunks/")?.parse().ok()?;
+                let number = file_number.checked_sub(1)?;
+                let size = u64::try_from(file.size_bytes)
+                    .ok()
+                    .filter(|size| *size > 0)?;
+                Some((number, size))
+            })
+            .collect();
         Ok(BucketBlock {
+            segment_sizes,
             series_estimate: positive(thanos.index_stats.series_max_size, DEFAULT_SERIES_ESTIMATE)
                 .min(DEFAULT_SERIES_ESTIMATE),
             chunk_estimate: positive(thanos.index_stats.chunk_max_size, DEFAULT_CHUNK_ESTIMATE)
@@ -130,6 +153,7 @@ impl BucketBlock {
             index_size,
             header_path,
             header: Mutex::new(header),
+            loading: tokio::sync::Mutex::new(()),
             last_used: Mutex::new(Instant::now()),
         })
     }
@@ -151,24 +175,20 @@ impl BucketBlock {
         self.meta.resolution()
     }
 
-    /// The index-header, parsed from the data directory on first use (lazy load).
+    /// The index-header, parsed from the data directory on first use (lazy load). Concurrent
+    /// first uses share one load; a file that fails to parse is rebuilt from the bucket and
+    /// written again. Parsing runs on the blocking pool.
     pub async fn header(&self) -> Result<Arc<IndexHeader>> {
         *self.last_used.lock() = Instant::now();
         if let Some(header) = self.header.lock().clone() {
             return Ok(header);
         }
-        let block = self.ulid();
-        let path = self.header_path.clone();
-        let loaded = if self.context.keep_header_files && path.exists() {
-            blocking(move || IndexHeader::read_file(block, &path)).await
-        } else {
-            match index_header::build(&self.context.bucket, block, self.index_size).await {
-                Ok(bytes) => IndexHeader::parse(block, Bytes::from(bytes)),
-                Err(err) => Err(err),
-            }
-        };
+        let _loading = self.loading.lock().await;
+        if let Some(header) = self.header.lock().clone() {
+            return Ok(header);
+        }
         self.context.metrics.lazy_load.inc();
-        let header = match loaded {
+        let header = match self.load_header().await {
             Ok(header) => Arc::new(header),
             Err(err) => {
                 self.context.metrics.lazy_load_failed.inc();
@@ -177,6 +197,29 @@ impl BucketBlock {
         };
         *self.header.lock() = Some(Arc::clone(&header));
         Ok(header)
+    }
+
+    async fn load_header(&self) -> Result<IndexHeader> {
+        let block = self.ulid();
+        let path = self.header_path.clone();
+        if self.context.keep_header_files && path.exists() {
+            let read_path = path.clone();
+            match blocking(move || IndexHeader::read_file(block, &read_path)).await {
+                Ok(header) => return Ok(header),
+                Err(err) => {
+                    tracing::warn!(block = %block, path = %path.display(), error = %strata_common::error::error_chain(&err), "index-header file unreadable; rebuilding it from the bucket");
+                }
+            }
+        }
+        let bytes = index_header::build(&self.context.bucket, block, self.index_size).await?;
+        let keep = self.context.keep_header_files;
+        blocking(move || {
+            if keep {
+                index_header::write_file(&path, &bytes)?;
+            }
+            IndexHeader::parse(block, Bytes::from(bytes))
+        })
+        .await
     }
 
     /// Drops the in-memory index-header when unused for `idle`; true when it did.
@@ -290,6 +333,21 @@ impl BucketBlock {
 
     /// The raw series entries of `refs` (sorted), from the cache or the index.
     pub async fn series(&self, refs: &[u32]) -> Result<Vec<(u32, SeriesEntry)>> {
+        let raw = self.series_bytes(refs).await?;
+        let decode_error = self.decode_error("index");
+        refs.iter()
+            .zip(raw)
+            .map(|(&series_ref, bytes)| {
+                decode_series_entry(&bytes, series_ref)
+                    .map(|entry| (series_ref, entry))
+                    .map_err(&decode_error)
+            })
+            .collect()
+    }
+
+    /// The encoded series entries of `refs` (sorted), from the cache or the index, one per
+    /// ref: decode them with [`decode_series_entry`] (off the async workers).
+    pub async fn series_bytes(&self, refs: &[u32]) -> Result<Vec<Bytes>> {
         let block = self.ulid();
         let decode_error = self.decode_error("index");
         let mut raw: Vec<Option<Bytes>> = Vec::with_capacity(refs.len());
@@ -311,8 +369,11 @@ impl BucketBlock {
             .iter()
             .filter_map(|&i| refs.get(i))
             .map(|&r| {
-                let start = u64::from(r) * 16;
-                start..(start + self.series_estimate).min(self.index_size)
+                let start = u64::from(r).saturating_mul(16).min(self.index_size);
+                start
+                    ..start
+                        .saturating_add(self.series_estimate)
+                        .min(self.index_size)
             })
             .collect();
         let parts = partition(&ranges, MAX_GAP);
@@ -334,9 +395,21 @@ impl BucketBlock {
                 let bytes = if span <= available.len() {
                     Bytes::copy_from_slice(available.get(..span).unwrap_or(&[]))
                 } else {
+                    // Longer than the estimate: read it whole, but never past the index's end
+                    // (a corrupt length must not turn into a huge read).
+                    let end = range.start.saturating_add(span as u64);
+                    if end > self.index_size {
+                        return Err(decode_error(strata_tsdb::Error::corrupt(
+                            "series",
+                            range.start,
+                            format!(
+                                "entry of {span} bytes runs past the end of the index ({} bytes)",
+                                self.index_size
+                            ),
+                        )));
+                    }
                     self.context.metrics.series_refetches.inc();
-                    self.get_range(object.clone(), range.start..range.start + span as u64)
-                        .await?
+                    self.get_range(object.clone(), range.start..end).await?
                 };
                 if let Some(&series_ref) = refs.get(index) {
                     self.context.caches.put_index(
@@ -349,25 +422,13 @@ impl BucketBlock {
                 }
             }
         }
-        let mut out = Vec::with_capacity(refs.len());
-        for (&series_ref, bytes) in refs.iter().zip(raw) {
-            let bytes = bytes.unwrap_or_default();
-            let offset = u64::from(series_ref) * 16;
-            let entry = decode_series(&bytes, offset)
-                .map_err(&decode_error)?
-                .ok_or_else(|| {
-                    decode_error(strata_tsdb::Error::corrupt(
-                        "series",
-                        offset,
-                        "truncated series entry",
-                    ))
-                })?;
-            out.push((series_ref, entry));
-        }
-        Ok(out)
+        Ok(raw.into_iter().map(Option::unwrap_or_default).collect())
     }
 
-    /// The chunks of `refs`, from the cache or the segment files.
+    /// The chunks of `refs`, from the cache or the segment files. Decoding (CRC checks) runs
+    /// on the blocking pool; a chunk longer than its estimate is read again whole, but never
+    /// past the end of its segment file (nor past [`MAX_CHUNK_BYTES`] when the size is not
+    /// listed), so a corrupt length cannot turn into a huge read.
     pub async fn chunks(&self, refs: &[ChunkRef]) -> Result<HashMap<u64, Chunk>> {
         let block = self.ulid();
         let (mut out, misses) = self
@@ -384,11 +445,13 @@ impl BucketBlock {
         let mut requests = Vec::new();
         for (segment, chunk_refs) in &by_segment {
             let object = format!("{block}/chunks/{}", segment_file_name(*segment));
+            let size = self.segment_size(*segment);
             let ranges: Vec<Range<u64>> = chunk_refs
                 .iter()
                 .map(|r| {
                     let start = u64::from(r.offset());
-                    start..start + self.chunk_estimate
+                    let end = start.saturating_add(self.chunk_estimate);
+                    start..size.map_or(end, |size| end.min(size.max(start)))
                 })
                 .collect();
             for part in partition(&ranges, MAX_GAP) {
@@ -397,51 +460,108 @@ impl BucketBlock {
                     .iter()
                     .filter_map(|&m| chunk_refs.get(m).copied())
                     .collect();
-                requests.push((object.clone(), part.range, members));
+                requests.push((object.clone(), *segment, part.range, members));
             }
+        }
+        if requests.is_empty() {
+            return Ok(out);
         }
         let fetched = try_join_all(
             requests
                 .iter()
-                .map(|(object, range, _)| self.get_range(object.clone(), range.clone())),
+                .map(|(object, _, range, _)| self.get_range(object.clone(), range.clone())),
         )
         .await?;
-        for ((object, range, members), data) in requests.iter().zip(fetched) {
-            let decode_error = self.decode_error(object);
-            for chunk_ref in members {
-                let offset = u64::from(chunk_ref.offset());
-                let start = usize::try_from(offset - range.start).unwrap_or(usize::MAX);
-                let slice = if start <= data.len() {
-                    data.slice(start..)
-                } else {
-                    Bytes::new()
-                };
-                let chunk = match decode_chunk(&slice, offset).map_err(&decode_error)? {
-                    Some((chunk, _)) => chunk,
-                    None => {
-                        self.context.metrics.chunk_refetches.inc();
-                        let total = chunk_span(&slice, offset).map_err(&decode_error)?;
-                        let again = self
-                            .get_range(object.clone(), offset..offset + total as u64)
-                            .await?;
-                        decode_chunk(&again, offset)
-                            .map_err(&decode_error)?
-                            .map(|(chunk, _)| chunk)
-                            .ok_or_else(|| {
-                                decode_error(strata_tsdb::Error::corrupt(
-                                    "chunk",
-                                    offset,
-                                    "chunk runs past the end of its segment",
-                                ))
-                            })?
+        let parts: Vec<(String, u32, u64, Vec<ChunkRef>, Bytes)> = requests
+            .into_iter()
+            .zip(fetched)
+            .map(|((object, segment, range, members), data)| {
+                (object, segment, range.start, members, data)
+            })
+            .collect();
+        let decoded = blocking(move || {
+            let mut chunks = Vec::new();
+            let mut longer = Vec::new();
+            for (object, segment, part_start, members, data) in parts {
+                for chunk_ref in members {
+                    let offset = u64::from(chunk_ref.offset());
+                    let start = usize::try_from(offset - part_start).unwrap_or(usize::MAX);
+                    let slice = if start <= data.len() {
+                        data.slice(start..)
+                    } else {
+                        Bytes::new()
+                    };
+                    let decode_error = |source| Error::Decode {
+                        block,
+                        object: object.clone(),
+                        source,
+                    };
+                    match decode_chunk(&slice, offset).map_err(decode_error)? {
+                        Some((chunk, _)) => chunks.push((chunk_ref, chunk)),
+                        None => {
+                            let total = chunk_span(&slice, offset).map_err(decode_error)?;
+                            longer.push((object.clone(), segment, chunk_ref, total));
+                        }
                     }
-                };
-                self.context.caches.put_chunk(block, chunk_ref.0, &chunk);
-                out.insert(chunk_ref.0, chunk);
+                }
             }
+            Ok((chunks, longer))
+        })
+        .await?;
+        let (chunks, longer) = decoded;
+        for (chunk_ref, chunk) in chunks {
+            self.context.caches.put_chunk(block, chunk_ref.0, &chunk);
+            out.insert(chunk_ref.0, chunk);
+        }
+        for (object, segment, chunk_ref, total) in longer {
+            let offset = u64::from(chunk_ref.offset());
+            let limit = self.segment_size(segment).unwrap_or(u64::MAX);
+            let end = offset.saturating_add(total as u64);
+            if total as u64 > MAX_CHUNK_BYTES || end > limit {
+                return Err(Error::Decode {
+                    block,
+                    object,
+                    source: strata_tsdb::Error::corrupt(
+                        "chunk",
+                        offset,
+                        format!("chunk of {total} bytes runs past the end of its segment"),
+                    ),
+                });
+            }
+            self.context.metrics.chunk_refetches.inc();
+            let again = self.get_range(object.clone(), offset..end).await?;
+            let decode_error = self.decode_error(&object);
+            let chunk = blocking(move || {
+                decode_chunk(&again, offset)
+                    .map_err(&decode_error)?
+                    .map(|(chunk, _)| chunk)
+                    .ok_or_else(|| {
+                        decode_error(strata_tsdb::Error::corrupt(
+                            "chunk",
+                            offset,
+                            "chunk runs past the end of its segment",
+                        ))
+                    })
+            })
+            .await?;
+            self.context.caches.put_chunk(block, chunk_ref.0, &chunk);
+            out.insert(chunk_ref.0, chunk);
         }
         Ok(out)
     }
+
+    /// The size of segment file `segment` as meta.json lists it, if it does.
+    fn segment_size(&self, segment: u32) -> Option<u64> {
+        self.segment_sizes.get(&segment).copied()
+    }
+}
+
+/// Decodes the series entry `series_ref` from its bytes (as [`BucketBlock::series_bytes`]
+/// returns them); a missing or truncated entry is a decode error.
+pub fn decode_series_entry(bytes: &[u8], series_ref: u32) -> strata_tsdb::Result<SeriesEntry> {
+    let offset = u64::from(series_ref).saturating_mul(16);
+    decode_series(bytes, offset)?
+        .ok_or_else(|| strata_tsdb::Error::corrupt("series", offset, "truncated series entry"))
 }
 
 /// Bytes spanned by the series entry starting at `data[0]` (length varint, body, CRC).

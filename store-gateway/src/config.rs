@@ -144,6 +144,10 @@ pub struct Config {
     )]
     pub request_samples_limit: u64,
 
+    /// Maximum amount of downloaded (chunk) bytes for a single Series call (0 = no limit).
+    #[arg(long = "store.grpc.downloaded-bytes-limit", env = "STRATA_STORE_GRPC_DOWNLOADED_BYTES_LIMIT", default_value = "0", value_parser = parse_bytes)]
+    pub downloaded_bytes_limit: u64,
+
     /// Cache built index-headers on local disk (--no-cache-index-header to disable).
     #[arg(long = "cache-index-header", env = "STRATA_CACHE_INDEX_HEADER", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub cache_index_header: bool,

@@ -114,9 +114,22 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|err| io("create directory for", err))?;
     }
+    // Written whole and synced before the rename, and the rename synced too: after a crash the
+    // file is either the old one, absent, or complete.
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|err| io("write", err))?;
-    std::fs::rename(&tmp, path).map_err(|err| io("rename", err))
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&tmp).map_err(|err| io("create", err))?;
+        file.write_all(bytes).map_err(|err| io("write", err))?;
+        file.sync_all().map_err(|err| io("sync", err))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|err| io("rename", err))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|err| io("sync directory of", err))?;
+    }
+    Ok(())
 }
 
 /// One sampled postings offset entry: the value and where its entry starts in the table.

@@ -146,6 +146,7 @@ pub async fn start(
             max_time: config.max_time,
             series_limit: combined_limit(config.request_series_limit, config.touched_series_limit),
             samples_limit: combined_limit(config.request_samples_limit, config.series_sample_limit),
+            bytes_limit: config.downloaded_bytes_limit,
             max_concurrency: config.series_max_concurrency,
             block_sync_concurrency: config.block_sync_concurrency,
         },

@@ -94,6 +94,8 @@ pub struct StoreMetrics {
     pub meta_sync_duration: Histogram,
     pub meta_synced: Family<StateLabels, Gauge>,
     pub consistency_delay: Gauge<f64, AtomicU64>,
+    /// Cancelled Series calls (`strata_storeapi_series_cancelled_total`).
+    pub series_stream: strata_common::storeapi::streaming::SeriesStreamMetrics,
 }
 
 impl StoreMetrics {
@@ -261,6 +263,7 @@ impl StoreMetrics {
             "Configured consistency delay in seconds.",
             m.consistency_delay.clone(),
         );
+        m.series_stream.register_in(registry);
         metrics
     }
 
@@ -303,6 +306,7 @@ impl StoreMetrics {
             meta_sync_duration: duration_histogram(),
             meta_synced: Family::default(),
             consistency_delay: Gauge::default(),
+            series_stream: Default::default(),
         };
         for state in SYNC_STATES {
             let _ = metrics.meta_synced.get_or_create(&StateLabels { state });

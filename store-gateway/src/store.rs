@@ -11,6 +11,8 @@
 //! so memory holds the labels and chunk metas of the result plus one batch of chunk bytes.
 //! CPU work (planning, set algebra, decoding) runs on the blocking pool.
 
+mod block_series;
+mod merge;
 pub mod query;
 mod service;
 
@@ -40,6 +42,8 @@ pub struct StoreConfig {
     pub series_limit: u64,
     /// Most samples one Series call may return (0 = unlimited).
     pub samples_limit: u64,
+    /// Most chunk bytes one Series call may read (0 = unlimited).
+    pub bytes_limit: u64,
     /// Concurrent Series calls (`--store.grpc.series-max-concurrency`).
     pub max_concurrency: usize,
     /// Concurrent block loads during a sync (`--block-sync-concurrency`).

@@ -1,61 +1,48 @@
-//! The query paths of [`BucketStore`]: Series (planned per block, merged, streamed with chunks
-//! read a batch at a time), LabelNames and LabelValues.
+//! The query paths of [`BucketStore`]: Series, LabelNames and LabelValues.
+//!
+//! Series is a pipeline with bounded memory: every selected block streams its series in
+//! final-label order ([`super::block_series`]), a k-way merge joins them ([`super::merge`]),
+//! the merged series are cut into batches of [`SEND_BATCH`], and each batch's chunks are read
+//! and converted on their own task while the batch before is being sent ([`FETCH_AHEAD`]
+//! batches in flight). Series, sample and downloaded-byte limits are counted as the answer
+//! goes out and end the call with ResourceExhausted; a block that fails becomes a warning
+//! (or the call's error when partial responses are off).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use futures::future::try_join_all;
-use strata_common::labels::{labels_to_proto, matchers_from_proto};
+use futures::stream::FuturesOrdered;
+use parking_lot::Mutex;
+use strata_common::labels::matchers_from_proto;
 use strata_common::storeapi::external::{
-    external_labels_match, finalize_labels, label_names_with_external, matchers_for_store,
-    matchers_without_external,
+    external_labels_match, label_names_with_external, matchers_for_store, matchers_without_external,
 };
+use strata_common::storeapi::streaming::{FrameBatcher, SeriesSender};
 use strata_proto::thanos;
 use strata_tsdb::chunkenc::{AggrChunk, AggrType, Chunk, Encoding};
 use strata_tsdb::index::ChunkMeta;
-use strata_tsdb::labels::{Label, Labels, Matcher};
-use tokio::sync::mpsc;
+use strata_tsdb::labels::{Labels, Matcher};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::task::AbortOnDropHandle;
 use xxhash_rust::xxh64::xxh64;
 
 use super::BucketStore;
+use super::block_series::{self, BlockReadContext, Selection};
+use super::merge::{BlockMerge, MergeItem, MergedSeries};
 use crate::block::BucketBlock;
 use crate::error::{Error, Result, blocking};
 use crate::metrics::DataTypeLabels;
-use crate::postings::{evaluate, plan};
 
-/// Series entries read per index request batch (Thanos's `--debug.series-batch-size`).
-const SERIES_BATCH: usize = 10_000;
-/// Series whose chunks are read and sent together.
+/// Merged series whose chunks are read and sent together.
 const SEND_BATCH: usize = 256;
-/// Blocks queried concurrently within one request.
+/// Chunk batches read ahead of the one being sent.
+const FETCH_AHEAD: usize = 2;
+/// Index reads in flight per call, over all its blocks.
 const BLOCK_CONCURRENCY: usize = 8;
-
-/// One series of one block, labels finalized, chunk metas trimmed to the request's range.
-#[derive(Debug)]
-struct BlockSeries {
-    labels: Labels,
-    chunks: Vec<ChunkMeta>,
-}
-
-/// One series of the result: its labels and, per block, the chunks to read.
-#[derive(Debug)]
-struct MergedSeries {
-    labels: Labels,
-    parts: Vec<(usize, Vec<ChunkMeta>)>,
-}
-
-/// The request fields the per-block work needs.
-#[derive(Debug, Clone)]
-struct Selection {
-    min_time: i64,
-    max_time: i64,
-    without_replica: Vec<String>,
-    shard: Option<thanos::ShardInfo>,
-    /// Keep series without chunks in the range (label queries over whole blocks).
-    keep_chunkless: bool,
-}
 
 fn bad_request(reason: impl Into<String>) -> Error {
     Error::BadRequest {
@@ -63,24 +50,33 @@ fn bad_request(reason: impl Into<String>) -> Error {
     }
 }
 
-/// Does the finalized label set belong to the requested shard (thanos.md 1.2 ShardInfo)?
-fn in_shard(labels: &Labels, shard: &thanos::ShardInfo) -> bool {
-    if shard.total_shards < 1 {
-        return true;
-    }
-    let mut buffer = Vec::with_capacity(256);
-    for label in labels {
-        let listed = shard.labels.contains(&label.name);
-        if listed == shard.by {
-            buffer.extend_from_slice(label.name.as_bytes());
-            buffer.push(0xff);
-            buffer.extend_from_slice(label.value.as_bytes());
-            buffer.push(0xff);
-        }
-    }
-    let total = u64::try_from(shard.total_shards).unwrap_or(1);
-    let index = u64::try_from(shard.shard_index).unwrap_or(u64::MAX);
-    xxh64(&buffer, 0) % total == index
+/// One batch of the answer, chunks read and converted.
+struct FetchedBatch {
+    series: Vec<thanos::Series>,
+    samples: u64,
+    bytes: u64,
+    /// Blocks whose chunks could not be read (their parts are left out of `series`).
+    failures: Vec<(usize, Error)>,
+}
+
+/// What one batch fetch needs, shared by the call's fetch tasks.
+#[derive(Clone)]
+struct FetchContext {
+    store: Arc<BucketStore>,
+    blocks: Arc<Vec<Arc<BucketBlock>>>,
+    aggregates: Arc<Vec<i32>>,
+    /// Blocks whose chunks failed earlier in the call: not read again.
+    failed: Arc<Mutex<BTreeSet<usize>>>,
+}
+
+/// The limits of one call, counted as the answer goes out.
+struct LimitCounter {
+    series_limit: u64,
+    samples_limit: u64,
+    bytes_limit: u64,
+    series: u64,
+    samples: u64,
+    bytes: u64,
 }
 
 impl BucketStore {
@@ -131,125 +127,22 @@ impl BucketStore {
         chosen
     }
 
-    /// The series of one block matching `matchers`, finalized and sorted.
-    async fn block_series(
-        &self,
-        block: Arc<BucketBlock>,
-        matchers: Vec<Matcher>,
-        selection: Selection,
-        series_limit: u64,
-    ) -> Result<Vec<BlockSeries>> {
-        let header = block.header().await?;
-        let planned = {
-            let header = Arc::clone(&header);
-            blocking(move || Ok(plan(&header, &matchers))).await?
-        };
-        let Some(groups) = planned else {
-            self.context.metrics.empty_postings.inc();
-            return Ok(Vec::new());
-        };
-        let lists = try_join_all(
-            groups
-                .iter()
-                .map(|group| block.postings(&group.name, &group.entries)),
-        )
-        .await?;
-        let touched_postings: usize = lists.iter().map(Vec::len).sum();
-        self.context
-            .metrics
-            .series_data_touched
-            .get_or_create(&DataTypeLabels {
-                data_type: "postings",
-            })
-            .observe(touched_postings as f64);
-        let refs: Vec<u32> =
-            blocking(move || Ok(evaluate(&groups, &lists).iter().collect())).await?;
-        if refs.is_empty() {
-            self.context.metrics.empty_postings.inc();
-            return Ok(Vec::new());
-        }
-        if series_limit > 0 && refs.len() as u64 > series_limit {
-            return Err(Error::Limit {
-                what: "series",
-                limit: series_limit,
-            });
-        }
-        self.context
-            .metrics
-            .series_data_touched
-            .get_or_create(&DataTypeLabels {
-                data_type: "series",
-            })
-            .observe(refs.len() as f64);
-        let mut out = Vec::new();
-        for batch in refs.chunks(SERIES_BATCH) {
-            let entries = block.series(batch).await?;
-            let header = Arc::clone(&header);
-            let external = block.external_labels().clone();
-            let selection = selection.clone();
-            let block_id = block.ulid();
-            let decoded = blocking(move || {
-                let mut decoded = Vec::with_capacity(entries.len());
-                for (_, entry) in entries {
-                    let mut labels = Vec::with_capacity(entry.labels.len());
-                    for &(name, value) in &entry.labels {
-                        let lookup = |symbol| {
-                            header
-                                .symbols()
-                                .lookup(symbol)
-                                .map_err(|source| Error::Decode {
-                                    block: block_id,
-                                    object: "index".to_owned(),
-                                    source,
-                                })
-                        };
-                        labels.push(Label::new(lookup(name)?, lookup(value)?));
-                    }
-                    let chunks: Vec<ChunkMeta> = entry
-                        .chunks
-                        .into_iter()
-                        .filter(|chunk| {
-                            chunk.max_time >= selection.min_time
-                                && chunk.min_time <= selection.max_time
-                        })
-                        .collect();
-                    if chunks.is_empty() && !selection.keep_chunkless {
-                        continue;
-                    }
-                    let labels = finalize_labels(
-                        &Labels::new(labels),
-                        &external,
-                        &selection.without_replica,
-                    );
-                    if let Some(shard) = &selection.shard
-                        && !in_shard(&labels, shard)
-                    {
-                        continue;
-                    }
-                    decoded.push(BlockSeries { labels, chunks });
-                }
-                Ok(decoded)
-            })
-            .await?;
-            out.extend(decoded);
-        }
-        // External labels and removed replica labels can change the index's order.
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(out)
-    }
-
-    /// Runs `block_series` on every selected block; per-block data errors become warnings
-    /// (or fail the call when partial responses are disabled).
-    async fn select_series(
+    /// Starts streaming the series of `blocks` matching `matchers` and returns their merge.
+    fn start_merge(
         &self,
         blocks: &[Arc<BucketBlock>],
         matchers: &[Matcher],
-        selection: &Selection,
-        abort_on_error: bool,
-        warnings: &mut Vec<String>,
-    ) -> Result<Vec<(usize, Vec<BlockSeries>)>> {
-        let series_limit = self.config.series_limit;
-        let mut work = Vec::new();
+        selection: Selection,
+    ) -> Result<BlockMerge> {
+        let context = BlockReadContext {
+            selection: Arc::new(selection),
+            metrics: self.context.metrics.clone(),
+            series_limit: self.config.series_limit,
+            io: Arc::new(Semaphore::new(BLOCK_CONCURRENCY)),
+            batch: BlockReadContext::batch_for(blocks.len()),
+        };
+        let mut tasks = JoinSet::new();
+        let mut streams = Vec::new();
         for (index, block) in blocks.iter().enumerate() {
             let remaining = match matchers_for_store(block.external_labels(), matchers) {
                 Ok(Some(remaining)) => remaining,
@@ -260,54 +153,22 @@ impl BucketStore {
                     });
                 }
             };
-            work.push((index, Arc::clone(block), remaining));
+            let batches =
+                block_series::spawn(&mut tasks, context.clone(), Arc::clone(block), remaining);
+            streams.push((index, batches));
         }
         self.context
             .metrics
             .series_blocks_queried
-            .observe(work.len() as f64);
-        let results: Vec<(usize, Arc<BucketBlock>, Result<Vec<BlockSeries>>)> =
-            futures::stream::iter(work)
-                .map(|(index, block, remaining)| {
-                    let selection = selection.clone();
-                    async move {
-                        let result = self
-                            .block_series(Arc::clone(&block), remaining, selection, series_limit)
-                            .await;
-                        (index, block, result)
-                    }
-                })
-                .buffer_unordered(BLOCK_CONCURRENCY)
-                .collect()
-                .await;
-        let mut out = Vec::with_capacity(results.len());
-        for (index, block, result) in results {
-            match result {
-                Ok(series) => out.push((index, series)),
-                Err(
-                    err @ (Error::Limit { .. } | Error::Request { .. } | Error::BadRequest { .. }),
-                ) => {
-                    return Err(err);
-                }
-                Err(err) if abort_on_error => return Err(err),
-                Err(err) => {
-                    let message = strata_common::error::error_chain(&err);
-                    tracing::warn!(block = %block.ulid(), error = %message, "skipping block in query");
-                    warnings.push(format!(
-                        "fetch series for block {}: {message}",
-                        block.ulid()
-                    ));
-                }
-            }
-        }
-        Ok(out)
+            .observe(streams.len() as f64);
+        Ok(BlockMerge::new(streams, tasks))
     }
 
     /// Validates a Series request and answers it into `sender`.
     pub(crate) async fn series(
-        &self,
+        self: &Arc<Self>,
         request: thanos::SeriesRequest,
-        sender: &mpsc::Sender<Result<thanos::SeriesResponse, tonic::Status>>,
+        sender: &SeriesSender,
     ) -> Result<()> {
         self.check_ready()?;
         let matchers = matchers_from_proto(&request.matchers).map_err(|source| Error::Request {
@@ -356,207 +217,162 @@ impl BucketStore {
                     matcher.matches(value.unwrap_or(""))
                 })
             });
-        let mut warnings = Vec::new();
-        let per_block = self
-            .select_series(
-                &blocks,
-                &matchers,
-                &selection,
-                abort_on_error,
-                &mut warnings,
-            )
-            .await?;
-        self.context
-            .metrics
-            .series_get_all_duration
-            .observe(started.elapsed().as_secs_f64());
-        for warning in warnings {
-            if sender
-                .send(Ok(thanos::SeriesResponse::from_warning(warning)))
-                .await
-                .is_err()
-            {
-                return Ok(());
-            }
-        }
-        let merge_started = Instant::now();
-        let merged = blocking(move || Ok(merge(per_block))).await?;
-        self.context
-            .metrics
-            .series_merge_duration
-            .observe(merge_started.elapsed().as_secs_f64());
-        let series_limit = self.config.series_limit;
-        if series_limit > 0 && merged.len() as u64 > series_limit {
-            self.context
-                .metrics
-                .queries_dropped
-                .get_or_create(&crate::metrics::ReasonLabels { reason: "series" })
-                .inc();
-            return Err(Error::Limit {
-                what: "series",
-                limit: series_limit,
-            });
-        }
-        let take = usize::try_from(request.limit)
+        let mut merge = self.start_merge(&blocks, &matchers, selection)?;
+        let fetch = FetchContext {
+            store: Arc::clone(self),
+            blocks: Arc::new(blocks),
+            aggregates: Arc::new(request.aggregates.clone()),
+            failed: Arc::default(),
+        };
+        let mut limits = LimitCounter {
+            series_limit: self.config.series_limit,
+            samples_limit: self.config.samples_limit,
+            bytes_limit: self.config.bytes_limit,
+            series: 0,
+            samples: 0,
+            bytes: 0,
+        };
+        let mut remaining = usize::try_from(request.limit)
             .ok()
             .filter(|limit| *limit > 0)
             .unwrap_or(usize::MAX);
-        let merged: Vec<MergedSeries> = merged.into_iter().take(take).collect();
-        self.context
-            .metrics
-            .series_result_series
-            .observe(merged.len() as f64);
-        self.send_series(&blocks, merged, &request, abort_on_error, sender)
-            .await
-    }
-
-    /// Reads the chunks of `merged`, a batch at a time, and sends the series.
-    async fn send_series(
-        &self,
-        blocks: &[Arc<BucketBlock>],
-        merged: Vec<MergedSeries>,
-        request: &thanos::SeriesRequest,
-        abort_on_error: bool,
-        sender: &mpsc::Sender<Result<thanos::SeriesResponse, tonic::Status>>,
-    ) -> Result<()> {
-        let batch_size = usize::try_from(request.response_batch_size).unwrap_or(0);
-        let mut failed_blocks: BTreeSet<usize> = BTreeSet::new();
-        let samples_limit = self.config.samples_limit;
-        let mut samples: u64 = 0;
-        let mut pending: Vec<thanos::Series> = Vec::new();
-        for batch in merged.chunks(SEND_BATCH) {
-            let chunks = if request.skip_chunks {
-                HashMap::new()
-            } else {
-                let (chunks, errors) = self.fetch_batch_chunks(blocks, batch).await;
-                for (index, err) in errors {
-                    if abort_on_error {
-                        return Err(err);
-                    }
-                    if failed_blocks.insert(index) {
-                        let block = blocks.get(index).map(|b| b.ulid()).unwrap_or_default();
-                        let message = strata_common::error::error_chain(&err);
-                        tracing::warn!(block = %block, error = %message, "skipping block in query");
-                        let warning = format!("fetch chunks of block {block}: {message}");
-                        if sender
-                            .send(Ok(thanos::SeriesResponse::from_warning(warning)))
-                            .await
-                            .is_err()
-                        {
-                            return Ok(());
+        let mut batcher = FrameBatcher::new(request.response_batch_size);
+        let mut in_flight = FuturesOrdered::new();
+        let mut merge_done = false;
+        let mut first_batch = true;
+        let mut sent_series = 0usize;
+        let mut warned: BTreeSet<usize> = BTreeSet::new();
+        loop {
+            // Keep FETCH_AHEAD batches being read while the oldest one is sent.
+            while !merge_done && in_flight.len() < FETCH_AHEAD {
+                let mut batch = Vec::with_capacity(SEND_BATCH);
+                while batch.len() < SEND_BATCH && remaining > 0 {
+                    match merge.next().await {
+                        Some(MergeItem::Series(series)) => {
+                            limits.add_series(&self.context.metrics)?;
+                            remaining -= 1;
+                            batch.push(series);
                         }
+                        Some(MergeItem::BlockFailed(index, err)) => {
+                            if matches!(
+                                err,
+                                Error::Limit { .. }
+                                    | Error::Request { .. }
+                                    | Error::BadRequest { .. }
+                            ) || abort_on_error
+                            {
+                                return Err(err);
+                            }
+                            fetch.failed.lock().insert(index);
+                            if warned.insert(index) {
+                                let warning =
+                                    block_warning(&fetch.blocks, index, "fetch series", &err);
+                                if sender
+                                    .send(Ok(thanos::SeriesResponse::from_warning(warning)))
+                                    .await
+                                    .is_err()
+                                {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        None => break,
                     }
                 }
-                chunks
+                if batch.len() < SEND_BATCH || remaining == 0 {
+                    merge_done = true;
+                }
+                if first_batch {
+                    first_batch = false;
+                    self.context
+                        .metrics
+                        .series_get_all_duration
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                let task = fetch.clone();
+                let skip_chunks = request.skip_chunks;
+                in_flight.push_back(AbortOnDropHandle::new(tokio::spawn(async move {
+                    task.fetch(batch, skip_chunks).await
+                })));
+            }
+            let Some(joined) = in_flight.next().await else {
+                break;
             };
-            for series in batch {
-                let mut out = thanos::Series {
-                    labels: labels_to_proto(&series.labels),
-                    chunks: Vec::new(),
-                };
-                if !request.skip_chunks {
-                    for (block, metas) in &series.parts {
-                        if failed_blocks.contains(block) {
-                            continue;
-                        }
-                        for meta in metas {
-                            let Some(chunk) = chunks.get(&(*block, meta.chunk_ref.0)) else {
-                                continue;
-                            };
-                            let (aggr, count) = to_aggr_chunk(meta, chunk, &request.aggregates)
-                                .map_err(|source| Error::Decode {
-                                    block: blocks.get(*block).map(|b| b.ulid()).unwrap_or_default(),
-                                    object: "chunks".to_owned(),
-                                    source,
-                                })?;
-                            samples += count;
-                            out.chunks.push(aggr);
-                        }
-                    }
-                    if samples_limit > 0 && samples > samples_limit {
-                        self.context
-                            .metrics
-                            .queries_dropped
-                            .get_or_create(&crate::metrics::ReasonLabels { reason: "samples" })
-                            .inc();
-                        return Err(Error::Limit {
-                            what: "samples",
-                            limit: samples_limit,
-                        });
-                    }
-                    out.chunks
-                        .sort_by_key(|chunk| (chunk.min_time, chunk.max_time));
-                    if out.chunks.is_empty() {
-                        // Every block holding this series failed.
-                        continue;
+            let fetched = joined.map_err(|err| Error::Join {
+                reason: err.to_string(),
+            })??;
+            for (index, err) in fetched.failures {
+                if abort_on_error {
+                    return Err(err);
+                }
+                fetch.failed.lock().insert(index);
+                if warned.insert(index) {
+                    let warning = block_warning(&fetch.blocks, index, "fetch chunks", &err);
+                    if sender
+                        .send(Ok(thanos::SeriesResponse::from_warning(warning)))
+                        .await
+                        .is_err()
+                    {
+                        return Ok(());
                     }
                 }
-                let frame = if batch_size > 1 {
-                    pending.push(out);
-                    if pending.len() < batch_size {
-                        continue;
-                    }
-                    thanos::SeriesResponse::from_batch(std::mem::take(&mut pending))
-                } else {
-                    thanos::SeriesResponse::from_series(out)
-                };
-                if sender.send(Ok(frame)).await.is_err() {
+            }
+            limits.add_data(fetched.samples, fetched.bytes, &self.context.metrics)?;
+            for series in fetched.series {
+                sent_series += 1;
+                if let Some(frame) = batcher.push(series)
+                    && sender.send(Ok(frame)).await.is_err()
+                {
                     // The client went away: stop reading.
                     return Ok(());
                 }
             }
         }
-        if !pending.is_empty() {
-            let _ = sender
-                .send(Ok(thanos::SeriesResponse::from_batch(pending)))
-                .await;
-        }
-        Ok(())
-    }
-
-    /// The chunks of a batch of series, and the blocks whose chunks could not be read.
-    async fn fetch_batch_chunks(
-        &self,
-        blocks: &[Arc<BucketBlock>],
-        batch: &[MergedSeries],
-    ) -> (HashMap<(usize, u64), Chunk>, Vec<(usize, Error)>) {
-        let mut per_block: HashMap<usize, Vec<strata_tsdb::chunks::ChunkRef>> = HashMap::new();
-        for series in batch {
-            for (block, metas) in &series.parts {
-                per_block
-                    .entry(*block)
-                    .or_default()
-                    .extend(metas.iter().map(|meta| meta.chunk_ref));
-            }
-        }
-        let fetched =
-            futures::future::join_all(per_block.into_iter().filter_map(|(index, refs)| {
-                let block = blocks.get(index)?;
-                Some(async move { (index, block.chunks(&refs).await) })
-            }))
-            .await;
-        let mut out = HashMap::new();
-        let mut errors = Vec::new();
-        let mut touched = 0usize;
-        for (index, result) in fetched {
-            match result {
-                Ok(chunks) => {
-                    for (chunk_ref, chunk) in chunks {
-                        touched += chunk.data.len();
-                        out.insert((index, chunk_ref), chunk);
-                    }
-                }
-                Err(err) => errors.push((index, err)),
-            }
+        if let Some(frame) = batcher.finish() {
+            let _ = sender.send(Ok(frame)).await;
         }
         self.context
             .metrics
-            .series_data_size_touched_bytes
-            .get_or_create(&DataTypeLabels {
-                data_type: "chunks",
-            })
-            .observe(touched as f64);
-        (out, errors)
+            .series_result_series
+            .observe(sent_series as f64);
+        self.context
+            .metrics
+            .series_merge_duration
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Runs `f` on the final labels of every series of `block` matching `matchers` in
+    /// `selection`; a failing block becomes a warning.
+    async fn for_each_series_labels(
+        &self,
+        block: &Arc<BucketBlock>,
+        matchers: &[Matcher],
+        selection: &Selection,
+        warnings: &mut Vec<String>,
+        mut f: impl FnMut(&Labels),
+    ) -> Result<()> {
+        let mut merge =
+            self.start_merge(std::slice::from_ref(block), matchers, selection.clone())?;
+        while let Some(item) = merge.next().await {
+            match item {
+                MergeItem::Series(series) => f(&series.labels),
+                MergeItem::BlockFailed(_, err @ (Error::Limit { .. } | Error::Request { .. })) => {
+                    return Err(err);
+                }
+                MergeItem::BlockFailed(_, err) => {
+                    warnings.push(format!(
+                        "fetch series for block {}: {}",
+                        block.ulid(),
+                        strata_common::error::error_chain(&err)
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// LabelNames over the blocks overlapping `[start, end]`.
@@ -590,21 +406,21 @@ impl BucketStore {
                     }
                 }
             } else {
-                let selected = self
-                    .select_series(
-                        std::slice::from_ref(block),
-                        &remaining,
-                        &selection,
-                        false,
-                        &mut warnings,
-                    )
-                    .await?;
                 let mut found = BTreeSet::new();
-                for (_, series) in selected {
-                    for s in series {
-                        found.extend(s.labels.iter().map(|l| l.name.clone()));
-                    }
-                }
+                self.for_each_series_labels(
+                    block,
+                    &remaining,
+                    &selection,
+                    &mut warnings,
+                    |labels| {
+                        for label in labels {
+                            if !found.contains(&label.name) {
+                                found.insert(label.name.clone());
+                            }
+                        }
+                    },
+                )
+                .await?;
                 found.into_iter().collect()
             };
             names.extend(label_names_with_external(
@@ -667,22 +483,14 @@ impl BucketStore {
                 }
                 continue;
             }
-            let selected = self
-                .select_series(
-                    std::slice::from_ref(block),
-                    &remaining,
-                    &selection,
-                    false,
-                    &mut warnings,
-                )
-                .await?;
-            for (_, series) in selected {
-                for s in series {
-                    if let Some(value) = s.labels.get(&name) {
-                        values.insert(value.to_owned());
-                    }
+            self.for_each_series_labels(block, &remaining, &selection, &mut warnings, |labels| {
+                if let Some(value) = labels.get(&name)
+                    && !values.contains(value)
+                {
+                    values.insert(value.to_owned());
                 }
-            }
+            })
+            .await?;
         }
         let mut values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
         if let Ok(limit) = usize::try_from(request.limit)
@@ -745,24 +553,179 @@ fn block_matchers(hints: Option<&prost_types::Any>) -> Result<Vec<Matcher>> {
     }
 }
 
-/// Merges per-block sorted series into one sorted list; identical label sets join.
-fn merge(per_block: Vec<(usize, Vec<BlockSeries>)>) -> Vec<MergedSeries> {
-    let mut all: Vec<(Labels, usize, Vec<ChunkMeta>)> = per_block
-        .into_iter()
-        .flat_map(|(block, series)| series.into_iter().map(move |s| (s.labels, block, s.chunks)))
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    let mut merged: Vec<MergedSeries> = Vec::new();
-    for (labels, block, chunks) in all {
-        match merged.last_mut() {
-            Some(last) if last.labels == labels => last.parts.push((block, chunks)),
-            _ => merged.push(MergedSeries {
-                labels,
-                parts: vec![(block, chunks)],
-            }),
-        }
+/// `"<what> of block <ulid>: <error chain>"`, logged and sent as a warning.
+fn block_warning(blocks: &[Arc<BucketBlock>], index: usize, what: &str, err: &Error) -> String {
+    let block = blocks.get(index).map(|b| b.ulid()).unwrap_or_default();
+    let message = strata_common::error::error_chain(err);
+    tracing::warn!(block = %block, error = %message, "skipping block in query");
+    format!("{what} of block {block}: {message}")
+}
+
+impl LimitCounter {
+    fn add_series(&mut self, metrics: &crate::metrics::StoreMetrics) -> Result<()> {
+        self.series += 1;
+        check_limit(self.series, self.series_limit, "series", metrics)
     }
-    merged
+
+    fn add_data(
+        &mut self,
+        samples: u64,
+        bytes: u64,
+        metrics: &crate::metrics::StoreMetrics,
+    ) -> Result<()> {
+        self.samples = self.samples.saturating_add(samples);
+        self.bytes = self.bytes.saturating_add(bytes);
+        check_limit(self.samples, self.samples_limit, "samples", metrics)?;
+        check_limit(self.bytes, self.bytes_limit, "bytes", metrics)
+    }
+}
+
+fn check_limit(
+    count: u64,
+    limit: u64,
+    what: &'static str,
+    metrics: &crate::metrics::StoreMetrics,
+) -> Result<()> {
+    if limit == 0 || count <= limit {
+        return Ok(());
+    }
+    metrics
+        .queries_dropped
+        .get_or_create(&crate::metrics::ReasonLabels { reason: what })
+        .inc();
+    Err(Error::Limit { what, limit })
+}
+
+impl FetchContext {
+    /// Reads the chunks of `batch` and builds its wire series (conversion and hashing on the
+    /// blocking pool).
+    async fn fetch(self, batch: Vec<MergedSeries>, skip_chunks: bool) -> Result<FetchedBatch> {
+        if skip_chunks {
+            let series = batch
+                .into_iter()
+                .map(|merged| thanos::Series {
+                    labels: labels_into_proto(merged.labels),
+                    chunks: Vec::new(),
+                })
+                .collect();
+            return Ok(FetchedBatch {
+                series,
+                samples: 0,
+                bytes: 0,
+                failures: Vec::new(),
+            });
+        }
+        let failed_before = self.failed.lock().clone();
+        let mut per_block: HashMap<usize, Vec<strata_tsdb::chunks::ChunkRef>> = HashMap::new();
+        for series in &batch {
+            for (block, metas) in &series.parts {
+                if failed_before.contains(block) {
+                    continue;
+                }
+                per_block
+                    .entry(*block)
+                    .or_default()
+                    .extend(metas.iter().map(|meta| meta.chunk_ref));
+            }
+        }
+        let blocks = &self.blocks;
+        let fetched =
+            futures::future::join_all(per_block.into_iter().filter_map(|(index, refs)| {
+                let block = blocks.get(index)?;
+                Some(async move { (index, block.chunks(&refs).await) })
+            }))
+            .await;
+        let mut chunks: HashMap<(usize, u64), Chunk> = HashMap::new();
+        let mut failures = Vec::new();
+        let mut bytes = 0u64;
+        for (index, result) in fetched {
+            match result {
+                Ok(block_chunks) => {
+                    for (chunk_ref, chunk) in block_chunks {
+                        bytes += chunk.data.len() as u64;
+                        chunks.insert((index, chunk_ref), chunk);
+                    }
+                }
+                Err(err) => failures.push((index, err)),
+            }
+        }
+        self.store
+            .context
+            .metrics
+            .series_data_size_touched_bytes
+            .get_or_create(&DataTypeLabels {
+                data_type: "chunks",
+            })
+            .observe(bytes as f64);
+        let mut skip = failed_before;
+        skip.extend(failures.iter().map(|(index, _)| *index));
+        let blocks = Arc::clone(&self.blocks);
+        let aggregates = Arc::clone(&self.aggregates);
+        let (series, samples) =
+            blocking(move || convert_batch(batch, &chunks, &skip, &blocks, &aggregates)).await?;
+        Ok(FetchedBatch {
+            series,
+            samples,
+            bytes,
+            failures,
+        })
+    }
+}
+
+/// The wire series of `batch` from its read chunks, leaving out the blocks in `skip`; series
+/// left without any chunk are dropped. Returns them and their sample count.
+fn convert_batch(
+    batch: Vec<MergedSeries>,
+    chunks: &HashMap<(usize, u64), Chunk>,
+    skip: &BTreeSet<usize>,
+    blocks: &[Arc<BucketBlock>],
+    aggregates: &[i32],
+) -> Result<(Vec<thanos::Series>, u64)> {
+    let mut samples = 0u64;
+    let mut out = Vec::with_capacity(batch.len());
+    for merged in batch {
+        let mut wire_chunks = Vec::new();
+        for (block, metas) in &merged.parts {
+            if skip.contains(block) {
+                continue;
+            }
+            for meta in metas {
+                let Some(chunk) = chunks.get(&(*block, meta.chunk_ref.0)) else {
+                    continue;
+                };
+                let (aggr, count) =
+                    to_aggr_chunk(meta, chunk, aggregates).map_err(|source| Error::Decode {
+                        block: blocks.get(*block).map(|b| b.ulid()).unwrap_or_default(),
+                        object: "chunks".to_owned(),
+                        source,
+                    })?;
+                samples += count;
+                wire_chunks.push(aggr);
+            }
+        }
+        if wire_chunks.is_empty() {
+            // Every block holding this series failed.
+            continue;
+        }
+        wire_chunks.sort_by_key(|chunk| (chunk.min_time, chunk.max_time));
+        out.push(thanos::Series {
+            labels: labels_into_proto(merged.labels),
+            chunks: wire_chunks,
+        });
+    }
+    Ok((out, samples))
+}
+
+/// Wire labels, moving the strings.
+fn labels_into_proto(labels: Labels) -> Vec<thanos::Label> {
+    labels
+        .into_vec()
+        .into_iter()
+        .map(|label| thanos::Label {
+            name: label.name,
+            value: label.value,
+        })
+        .collect()
 }
 
 fn wire_chunk(chunk: &Chunk) -> strata_tsdb::Result<thanos::Chunk> {
@@ -816,81 +779,4 @@ fn to_aggr_chunk(
         }
     }
     Ok((out, samples))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_partition_series_by_the_selected_labels() {
-        let series: Vec<Labels> = (0..60)
-            .map(|i| Labels::from_pairs([("a", format!("{}", i % 6)), ("b", format!("{i}"))]))
-            .collect();
-        let shard = |index: i64, by: bool| thanos::ShardInfo {
-            shard_index: index,
-            total_shards: 3,
-            by,
-            labels: vec!["a".to_owned()],
-        };
-        for by in [true, false] {
-            for labels in &series {
-                let owners = (0..3).filter(|i| in_shard(labels, &shard(*i, by))).count();
-                assert_eq!(owners, 1, "{labels} belongs to exactly one shard");
-            }
-        }
-        // Sharding by `a` keeps series with the same `a` together.
-        for labels in &series {
-            let twin = Labels::from_pairs([("a", labels.get("a").unwrap_or("")), ("b", "other")]);
-            assert_eq!(
-                in_shard(labels, &shard(1, true)),
-                in_shard(&twin, &shard(1, true))
-            );
-        }
-        let unsharded = thanos::ShardInfo::default();
-        assert!(series.iter().all(|l| in_shard(l, &unsharded)));
-    }
-
-    #[test]
-    fn merge_joins_identical_label_sets_in_order() {
-        let meta = |t: i64| ChunkMeta {
-            min_time: t,
-            max_time: t + 1,
-            chunk_ref: strata_tsdb::chunks::ChunkRef(t as u64),
-        };
-        let labels = |v: &str| Labels::from_pairs([("x", v)]);
-        let merged = merge(vec![
-            (
-                0,
-                vec![
-                    BlockSeries {
-                        labels: labels("a"),
-                        chunks: vec![meta(0)],
-                    },
-                    BlockSeries {
-                        labels: labels("c"),
-                        chunks: vec![meta(1)],
-                    },
-                ],
-            ),
-            (
-                1,
-                vec![BlockSeries {
-                    labels: labels("a"),
-                    chunks: vec![meta(2)],
-                }],
-            ),
-            (
-                2,
-                vec![BlockSeries {
-                    labels: labels("b"),
-                    chunks: vec![meta(3)],
-                }],
-            ),
-        ]);
-        let order: Vec<String> = merged.iter().map(|m| m.labels.to_string()).collect();
-        assert_eq!(order, [r#"{x="a"}"#, r#"{x="b"}"#, r#"{x="c"}"#]);
-        let blocks: Vec<usize> = merged[0].parts.iter().map(|(b, _)| *b).collect();
-        assert_eq!(blocks, [0, 1]);
-    }
 }

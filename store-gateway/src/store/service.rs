@@ -3,26 +3,29 @@
 //! [`ClassifiedError`]; Series streams through a bounded channel fed by a producer task that
 //! holds a slot of the series gate (`--store.grpc.series-max-concurrency`).
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::Stream;
 use strata_common::error::ClassifiedError;
 use strata_common::grpc_server::MAX_MESSAGE_SIZE;
 use strata_common::labels::labels_to_proto;
+use strata_common::storeapi::streaming::{SeriesReceiver, spawn_series_stream};
 use strata_proto::thanos;
 use strata_proto::thanos::info::info_server::{Info, InfoServer};
 use strata_proto::thanos::store_server::{Store, StoreServer};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::BucketStore;
 use crate::error::Error;
 
-/// Frames buffered between the producer and the client.
-const FRAME_BUFFER: usize = 16;
+/// Decrements the in-flight gauge when dropped.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
 
 /// `thanos.Store` over a [`BucketStore`].
 #[derive(Debug, Clone)]
@@ -64,8 +67,6 @@ fn status(err: &Error) -> Status {
     err.to_grpc_status()
 }
 
-type FrameStream = Pin<Box<dyn Stream<Item = Result<thanos::SeriesResponse, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl Store for StoreService {
     async fn info(
@@ -91,34 +92,34 @@ impl Store for StoreService {
         }))
     }
 
-    type SeriesStream = FrameStream;
+    type SeriesStream = SeriesReceiver;
 
     async fn series(
         &self,
         request: Request<thanos::SeriesRequest>,
     ) -> Result<Response<Self::SeriesStream>, Status> {
         let request = request.into_inner();
-        let (sender, receiver) = mpsc::channel(FRAME_BUFFER);
         let store = Arc::clone(&self.store);
-        let gate = Arc::clone(&store.gate);
-        tokio::spawn(async move {
+        let stream_metrics = store.context.metrics.series_stream.clone();
+        let stream = spawn_series_stream(&stream_metrics, move |sender| async move {
             let metrics = store.context.metrics.clone();
             let waited = Instant::now();
-            let Ok(_permit) = gate.acquire_owned().await else {
-                return;
+            let Ok(_permit) = Arc::clone(&store.gate).acquire_owned().await else {
+                return Ok(());
             };
             metrics
                 .gate_duration
                 .observe(waited.elapsed().as_secs_f64());
             metrics.gate_queries_total.inc();
             metrics.gate_queries_in_flight.inc();
-            let result = store.series(request, &sender).await;
-            metrics.gate_queries_in_flight.dec();
-            if let Err(err) = result {
-                let _ = sender.send(Err(status(&err))).await;
-            }
+            // Decremented however the call ends, also when the client leaves mid-way.
+            let _in_flight = InFlight(metrics.gate_queries_in_flight.clone());
+            store
+                .series(request, &sender)
+                .await
+                .map_err(|err| status(&err))
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(stream))
     }
 
     async fn label_names(

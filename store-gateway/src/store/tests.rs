@@ -34,6 +34,7 @@ fn store_on(
             max_time: TimeOrDuration::Absolute(i64::MAX),
             series_limit,
             samples_limit,
+            bytes_limit: 0,
             max_concurrency: 4,
             block_sync_concurrency: 4,
         },
@@ -62,7 +63,7 @@ async fn sync(store: &BucketStore, bucket_dir: &Path) -> SyncOutcome {
 
 /// Runs Series and returns (labels, samples) per series in stream order, plus warnings.
 async fn series(
-    store: &BucketStore,
+    store: &Arc<BucketStore>,
     request: thanos::SeriesRequest,
 ) -> crate::error::Result<(Vec<(Labels, Vec<(i64, f64)>)>, Vec<String>)> {
     let (sender, mut receiver) = mpsc::channel(1024);
@@ -441,4 +442,46 @@ async fn index_headers_load_lazily_and_unload_when_idle() {
         2,
         "loaded again from the data directory"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_queries_share_one_header_load_and_a_corrupt_file_is_rebuilt() {
+    let bucket_dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let block = write_block(
+        bucket_dir.path(),
+        &[("cluster", "a")],
+        &numbered_series(10, 20),
+    );
+    let (store, metrics) = store_on(bucket_dir.path(), data_dir.path(), 0, 0);
+    sync(&store, bucket_dir.path()).await;
+    let queries: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                series(&store, request(r#"{i="0003"}"#, i64::MIN, i64::MAX)).await
+            })
+        })
+        .collect();
+    for query in queries {
+        let (found, _) = query.await.expect("join").expect("series");
+        assert_eq!(found.len(), 1);
+    }
+    assert_eq!(
+        metrics.lazy_load.get(),
+        1,
+        "one load for eight first queries"
+    );
+
+    // A damaged file on disk: the next load rebuilds it from the bucket and rewrites it.
+    store.unload_idle_headers(Duration::ZERO);
+    let path = data_dir.path().join(block.to_string()).join("index-header");
+    let good = std::fs::read(&path).expect("header file");
+    std::fs::write(&path, b"not an index-header").expect("damage");
+    let (found, _) = series(&store, request(r#"{i="0003"}"#, i64::MIN, i64::MAX))
+        .await
+        .expect("series after rebuild");
+    assert_eq!(found.len(), 1);
+    assert_eq!(metrics.lazy_load_failed.get(), 0);
+    assert_eq!(std::fs::read(&path).expect("rewritten"), good);
 }

@@ -1,0 +1,200 @@
+//! Serving a Series answer as it is produced, the same way in every StoreAPI server.
+//!
+//! [`spawn_series_stream`] runs the producer on its own task feeding a bounded channel that
+//! tonic drains: memory holds at most [`FRAME_BUFFER`] frames beyond what the producer is
+//! working on, and a slow client slows the producer instead of growing a buffer. When the
+//! client goes away (cancelled call, dropped connection, deadline) the producer future is
+//! dropped at once, whatever it is waiting on, which closes its upstream requests; the
+//! cancellation is counted in `strata_storeapi_series_cancelled_total` and logged.
+//! [`FrameBatcher`] groups series into `SeriesBatch` frames when the request asks for it.
+
+use std::future::Future;
+use std::time::Instant;
+
+use prometheus_client::metrics::counter::Counter;
+use strata_proto::thanos;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use crate::telemetry::MetricsRegistry;
+
+/// Frames buffered between a Series producer and its client.
+pub const FRAME_BUFFER: usize = 16;
+
+/// Where a Series producer sends its frames.
+pub type SeriesSender = mpsc::Sender<Result<thanos::SeriesResponse, Status>>;
+
+/// The stream tonic sends for a Series call.
+pub type SeriesReceiver = ReceiverStream<Result<thanos::SeriesResponse, Status>>;
+
+/// Metrics of streamed Series calls.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesStreamMetrics {
+    /// Series calls whose client went away before the answer was complete.
+    pub cancelled: Counter,
+}
+
+impl SeriesStreamMetrics {
+    pub fn register(metrics: &MetricsRegistry) -> Self {
+        let this = Self::default();
+        metrics.with_registry(|registry| this.register_in(registry));
+        this
+    }
+
+    /// Registers these metrics into a registry being filled.
+    pub fn register_in(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "strata_storeapi_series_cancelled",
+            "Series calls whose client went away before the answer was complete; their work was stopped",
+            self.cancelled.clone(),
+        );
+    }
+}
+
+/// Runs `produce` on its own task and returns the channel it feeds. `produce` sends frames
+/// into the sender it is given; an error it returns becomes the stream's last item. If the
+/// receiver is dropped first, `produce` is dropped without being polled again.
+pub fn spawn_series_stream<F, Fut>(metrics: &SeriesStreamMetrics, produce: F) -> SeriesReceiver
+where
+    F: FnOnce(SeriesSender) -> Fut,
+    Fut: Future<Output = Result<(), Status>> + Send + 'static,
+{
+    let (sender, receiver) = mpsc::channel(FRAME_BUFFER);
+    let watch = sender.clone();
+    let errors = sender.clone();
+    let work = produce(sender);
+    let cancelled = metrics.cancelled.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        tokio::select! {
+            () = watch.closed() => {
+                cancelled.inc();
+                tracing::info!(after = ?started.elapsed(), "series call cancelled by the client; stopped its work");
+            }
+            result = work => {
+                if let Err(status) = result {
+                    let _ = errors.send(Err(status)).await;
+                }
+            }
+        }
+    });
+    ReceiverStream::new(receiver)
+}
+
+/// Groups series into frames: one series per frame, or `SeriesBatch` frames of
+/// `response_batch_size` series when the request asks for more than one.
+#[derive(Debug)]
+pub struct FrameBatcher {
+    batch_size: usize,
+    pending: Vec<thanos::Series>,
+}
+
+impl FrameBatcher {
+    pub fn new(response_batch_size: i64) -> Self {
+        let batch_size = usize::try_from(response_batch_size)
+            .unwrap_or(0)
+            .clamp(1, 100_000);
+        FrameBatcher {
+            batch_size,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Adds a series; returns a frame when one is complete.
+    pub fn push(&mut self, series: thanos::Series) -> Option<thanos::SeriesResponse> {
+        if self.batch_size == 1 {
+            return Some(thanos::SeriesResponse::from_series(series));
+        }
+        self.pending.push(series);
+        if self.pending.len() < self.batch_size {
+            return None;
+        }
+        Some(thanos::SeriesResponse::from_batch(std::mem::take(
+            &mut self.pending,
+        )))
+    }
+
+    /// The last, partial batch.
+    pub fn finish(&mut self) -> Option<thanos::SeriesResponse> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(thanos::SeriesResponse::from_batch(std::mem::take(
+            &mut self.pending,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::StreamExt;
+
+    use super::*;
+
+    fn series(name: &str) -> thanos::Series {
+        thanos::Series {
+            labels: vec![thanos::Label {
+                name: "__name__".to_owned(),
+                value: name.to_owned(),
+            }],
+            chunks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn batcher_groups_series_as_asked() {
+        let mut single = FrameBatcher::new(0);
+        assert!(single.push(series("a")).is_some());
+        assert!(single.finish().is_none());
+        let mut batched = FrameBatcher::new(2);
+        assert!(batched.push(series("a")).is_none());
+        assert!(batched.push(series("b")).is_some());
+        assert!(batched.push(series("c")).is_none());
+        assert!(batched.finish().is_some());
+        assert!(batched.finish().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_client_stops_the_producer_at_once() {
+        let metrics = SeriesStreamMetrics::default();
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut stream = spawn_series_stream(&metrics, move |sender| async move {
+            // Dropped with the producer: tells the test the work is gone.
+            let _guard = stopped_tx;
+            sender
+                .send(Ok(thanos::SeriesResponse::from_series(series("first"))))
+                .await
+                .map_err(|_| Status::cancelled("gone"))?;
+            // Upstream that never answers.
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        assert!(stream.next().await.is_some());
+        drop(stream);
+        tokio::time::timeout(Duration::from_secs(1), stopped_rx)
+            .await
+            .expect("producer dropped within a second")
+            .expect_err("sender dropped, never sent");
+        assert_eq!(metrics.cancelled.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_producer_error_ends_the_stream() {
+        let metrics = SeriesStreamMetrics::default();
+        let stream = spawn_series_stream(&metrics, |sender| async move {
+            let _ = sender
+                .send(Ok(thanos::SeriesResponse::from_series(series("a"))))
+                .await;
+            Err(Status::resource_exhausted("limit"))
+        });
+        let items: Vec<_> = stream.collect().await;
+        assert_eq!(items.len(), 2);
+        assert!(
+            matches!(items.last(), Some(Err(status)) if status.code() == tonic::Code::ResourceExhausted)
+        );
+        assert_eq!(metrics.cancelled.get(), 0);
+    }
+}
