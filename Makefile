@@ -1,5 +1,5 @@
 # Shortcuts for the common loops; the scripts hold the real logic.
-.PHONY: fmt lint test bench demo build
+.PHONY: fmt lint test bench demo build images
 
 build:
 	cargo build --workspace
@@ -18,3 +18,8 @@ bench:
 
 demo:
 	./scripts/demo.sh
+
+# One image per component (static binaries on an empty base), tagged strata/<component>:<version>
+# and :latest; no registry needed. IMAGES="querier sidecar" builds only those.
+images:
+	./docker/build-images.sh $(IMAGES)

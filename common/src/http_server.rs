@@ -204,7 +204,16 @@ pub fn router(metrics: &MetricsRegistry, prober: &Prober, routes: Router) -> Rou
 }
 
 /// Resolves a `host:port` flag value to one socket address (the first, as Go's listener does).
+/// An empty host (`:10901`, what the Prometheus Operator passes the sidecar) means every
+/// interface, as in Go.
 pub async fn resolve_listen_address(server: &'static str, address: &str) -> Result<SocketAddr> {
+    let every_interface;
+    let address = if address.starts_with(':') {
+        every_interface = format!("0.0.0.0{address}");
+        every_interface.as_str()
+    } else {
+        address
+    };
     let mut addresses =
         tokio::net::lookup_host(address)
             .await

@@ -102,6 +102,23 @@ impl MetricsRegistry {
     }
 }
 
+/// A label value escaped for the exposition formats (`\`, `"` and newlines), which
+/// `prometheus-client` 0.23 writes as they are. Use it for label values that come from outside
+/// (external labels of stores, ...): one unescaped quote makes the whole `/metrics` page
+/// unreadable to Prometheus.
+pub fn escape_label_value(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for character in value.chars() {
+        match character {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
 /// Rewrites `prometheus-client`'s OpenMetrics output as Prometheus text format 0.0.4: counter
 /// families are named with their `_total` suffix (OpenMetrics names the family without it),
 /// `info` families become gauges named `<name>_info`, `unknown` becomes `untyped`, and the
@@ -186,6 +203,15 @@ pub fn init_logging(flags: &LogFlags) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(
+            escape_label_value("{cluster=\"a\\b\"}\n"),
+            "{cluster=\\\"a\\\\b\\\"}\\n"
+        );
+        assert_eq!(escape_label_value("plain"), "plain");
+    }
 
     #[test]
     fn process_registry_exports_build_info_and_process_metrics() {

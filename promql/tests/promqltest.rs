@@ -1,7 +1,8 @@
 //! Runs Prometheus 2.42's promqltest conformance files and Strata's own regression files
 //! against the engine. The 2.42 files live outside the repository, in
-//! `<workspace>/../shared/promqltest/v2.42` or `$STRATA_PROMQLTEST_DIR`; the test fails (it does
-//! not skip) when they are missing.
+//! `<workspace>/../shared/promqltest/v2.42` or `$STRATA_PROMQLTEST_DIR`. When they are missing
+//! the suite is skipped with a line saying how to run it (a fresh clone has no `../shared`);
+//! with `CI=true` missing files fail the test.
 
 use std::path::{Path, PathBuf};
 
@@ -36,11 +37,20 @@ fn prometheus_2_42_conformance_suite() {
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/promqltest/v2.42")
         });
-    assert!(
-        dir.is_dir(),
-        "promqltest files not found at {} (set STRATA_PROMQLTEST_DIR)",
-        dir.display()
-    );
+    if !dir.is_dir() {
+        let message = format!(
+            "Prometheus 2.42's promqltest files not found at {}: to run the PromQL conformance \
+             suite, put Prometheus v2.42.0's promql/testdata/*.test there or set \
+             STRATA_PROMQLTEST_DIR",
+            dir.display()
+        );
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{message} (CI=true: missing files fail)"
+        );
+        println!("skipped: {message}");
+        return;
+    }
     let summary = run_dir(&dir);
     println!(
         "{} passed, {} failed",

@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use strata_common::telemetry::MetricsRegistry;
+use strata_common::telemetry::{MetricsRegistry, escape_label_value};
 
 use crate::endpoints::{Endpoint, EndpointInfo};
 
@@ -226,10 +226,11 @@ impl QuerierMetrics {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(",");
+            // External label values hold quotes; prometheus-client writes values unescaped.
             self.store_nodes
                 .get_or_create(&StoreNodeLabels {
-                    external_labels,
-                    store_type: info.component_type.clone(),
+                    external_labels: escape_label_value(&external_labels),
+                    store_type: escape_label_value(&info.component_type),
                 })
                 .inc();
         }

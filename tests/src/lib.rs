@@ -6,8 +6,10 @@
 pub mod bins;
 pub mod browser;
 pub mod compactor;
+pub mod compose;
 pub mod demo_service;
 pub mod faults;
+pub mod monitoring;
 pub mod prom;
 pub mod ruler;
 pub mod s3;

@@ -146,6 +146,44 @@ impl S3Server {
         Ok(server)
     }
 
+    /// Sets up the user, key and bucket on a moto server started elsewhere (a container of
+    /// the compose e2e test) with [`moto_launcher`] and `INITIAL_NO_AUTH_ACTION_COUNT=4`,
+    /// reachable at `endpoint` (host:port). Retries while nothing answers there yet.
+    pub async fn attach_moto(endpoint: &str, limit: Duration) -> Result<S3Server> {
+        let deadline = Instant::now() + limit;
+        // moto's own API (`/moto-api/`) answers without going through its authorisation
+        // check, so probing it spends none of the four unsigned setup actions.
+        let probe = format!("http://{endpoint}/moto-api/");
+        loop {
+            let answered = reqwest::Client::new()
+                .get(&probe)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success());
+            if answered {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("moto at {endpoint} did not answer within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut server = S3Server {
+            endpoint: endpoint.to_owned(),
+            bucket: DEFAULT_BUCKET.to_string(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            region: "us-east-1".to_string(),
+            insecure: true,
+            child: None,
+            log_path: None,
+            _log_dir: None,
+        };
+        server.create_user_key_and_bucket().await?;
+        Ok(server)
+    }
+
     /// Waits for the launcher to report the port it bound in `port_file`.
     async fn wait_until_listening(&mut self, port_file: &Path, limit: Duration) -> Result<()> {
         let deadline = Instant::now() + limit;
@@ -289,6 +327,12 @@ impl Drop for S3Server {
     }
 }
 
+/// moto's server entry point with the workaround of the module header, to run moto elsewhere
+/// (`python3 <script> -H 0.0.0.0 -p 5000` in a container) and [`S3Server::attach_moto`] to it.
+pub fn moto_launcher() -> &'static str {
+    MOTO_LAUNCHER
+}
+
 /// moto's server entry point, with the signature check fed a canonically encoded query
 /// string (see the module header).
 const MOTO_LAUNCHER: &str = r#"
@@ -343,7 +387,7 @@ const INSTALL_HINT: &str = "install it with `pip install 'moto[server]'`; the S3
 
 /// The Python interpreter that runs the installed `moto_server`: the one named in its `#!`
 /// line, or `python3` when that is a wrapper (pyenv shims, `env`).
-fn moto_python() -> Result<PathBuf> {
+pub fn moto_python() -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let script = std::env::split_paths(&path)
         .map(|dir| dir.join("moto_server"))

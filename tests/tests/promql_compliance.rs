@@ -8,7 +8,7 @@
 //! same order, the same timestamps, values within 1e-5 relative (NaN equal to NaN), and the
 //! queries that fail on Prometheus fail on Strata too.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -87,14 +87,33 @@ fn expand(template: &str, args: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-fn compliance_cases() -> anyhow::Result<Vec<Case>> {
+/// The query set's file, or `None` (after printing how to get it) when it is missing outside
+/// CI: a fresh clone has no `../shared`. With `CI=true` a missing file is an error.
+fn compliance_file() -> anyhow::Result<Option<PathBuf>> {
     let dir = std::env::var_os("STRATA_PROMQL_COMPLIANCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/promql-compliance")
         });
     let path = dir.join("promql-test-queries.yml");
-    let text = std::fs::read_to_string(&path)
+    if path.is_file() {
+        return Ok(Some(path));
+    }
+    let message = format!(
+        "{} not found: to run the PromQL compliance suite, put the compliance tester's \
+         promql/promql-test-queries.yml (prometheus/compliance) there or set \
+         STRATA_PROMQL_COMPLIANCE_DIR",
+        path.display()
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        anyhow::bail!("{message} (CI=true: missing files fail)");
+    }
+    println!("skipped: {message}");
+    Ok(None)
+}
+
+fn compliance_cases_in(path: &Path) -> anyhow::Result<Vec<Case>> {
+    let text = std::fs::read_to_string(path)
         .with_context(|| format!("read {} (set STRATA_PROMQL_COMPLIANCE_DIR)", path.display()))?;
     let yaml: serde_yaml::Value = serde_yaml::from_str(&text)?;
     let mut cases = Vec::new();
@@ -195,7 +214,10 @@ fn difference(expected: &Value, actual: &Value) -> Option<String> {
 
 #[test]
 fn every_template_is_expanded_like_the_tester() -> anyhow::Result<()> {
-    let cases = compliance_cases()?;
+    let Some(path) = compliance_file()? else {
+        return Ok(());
+    };
+    let cases = compliance_cases_in(&path)?;
     assert_eq!(
         cases.len(),
         539,
@@ -217,7 +239,10 @@ fn every_template_is_expanded_like_the_tester() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn querier_passes_the_promql_compliance_query_set() -> anyhow::Result<()> {
-    let cases = compliance_cases()?;
+    let Some(path) = compliance_file()? else {
+        return Ok(());
+    };
+    let cases = compliance_cases_in(&path)?;
     let dir = tempfile::tempdir()?;
     let prom_dir = dir.path().join("prom");
     let blocks = {

@@ -141,6 +141,17 @@ async fn bind_reports_the_address() {
 }
 
 #[tokio::test]
+async fn an_empty_host_listens_on_every_interface() {
+    let address = resolve_listen_address("http", ":10902")
+        .await
+        .expect("resolves");
+    assert_eq!(address, SocketAddr::from(([0, 0, 0, 0], 10902)));
+    let listener = bind("http", ":0").await.expect("binds");
+    let bound = listener.local_addr().expect("address");
+    assert!(bound.ip().is_unspecified() && bound.port() != 0, "{bound}");
+}
+
+#[tokio::test]
 async fn metrics_format_is_negotiated() {
     let (router, _prober) = test_router();
     let request = |accept: Option<&str>| {
