@@ -11,6 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use strata_tsdb::meta::{DELETION_MARK_FILENAME, NO_COMPACT_MARK_FILENAME};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ResolutionLabels {
@@ -299,7 +300,38 @@ impl CompactorMetrics {
             "Configured consistency delay in seconds.",
             m.consistency_delay
         );
+        m.initialise_series();
         m
+    }
+
+    /// Creates the label combinations that dashboards and alerts chart before anything has
+    /// happened, as Thanos does, so that a quiet compactor's panels show 0 rather than "no
+    /// data" and `rate()` sees the first increment.
+    fn initialise_series(&self) {
+        for resolution in [0, 5 * 60 * 1000, 60 * 60 * 1000] {
+            let labels = resolution_label(resolution);
+            let _ = self.compactions.get_or_create(&labels);
+            let _ = self.compaction_runs_started.get_or_create(&labels);
+            let _ = self.compaction_runs_completed.get_or_create(&labels);
+            let _ = self.compaction_failures.get_or_create(&labels);
+            let _ = self.vertical_compactions.get_or_create(&labels);
+            if resolution != 60 * 60 * 1000 {
+                // Downsampling runs on raw and 5m blocks only.
+                let _ = self.downsamples.get_or_create(&labels);
+                let _ = self.downsample_failures.get_or_create(&labels);
+            }
+        }
+        for (marker, reason) in [
+            (DELETION_MARK_FILENAME, "duplicate"),
+            (DELETION_MARK_FILENAME, "retention"),
+            (NO_COMPACT_MARK_FILENAME, "index-size-exceeding"),
+            (NO_COMPACT_MARK_FILENAME, "corrupted-block"),
+        ] {
+            let _ = self.blocks_marked.get_or_create(&MarkerLabels {
+                marker,
+                reason: reason.to_owned(),
+            });
+        }
     }
 
     /// Counts a marker written.

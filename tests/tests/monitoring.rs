@@ -105,6 +105,7 @@ async fn start() -> anyhow::Result<Setup> {
         "prometheus",
         "store",
         "compact",
+        "rule",
     ] {
         std::fs::create_dir_all(root.join(sub))?;
     }
@@ -116,6 +117,7 @@ async fn start() -> anyhow::Result<Setup> {
         "strata-store",
         "strata-query",
         "strata-compact",
+        "strata-rule",
     ] {
         std::fs::write(root.join(format!("targets/{job}.json")), "[]")?;
     }
@@ -169,7 +171,24 @@ async fn start() -> anyhow::Result<Setup> {
         ],
     )
     .await?;
+    // A ruler over the querier, with one recording and one alerting rule, so the rule and
+    // alert-sender panels and alerts have series.
+    let rule_file = root.join("rule/rules.yaml");
+    std::fs::write(
+        &rule_file,
+        "groups:\n  - name: monitoring\n    interval: 1s\n    rules:\n      - record: job:up:count\n        expr: count by (job) (up)\n      - alert: AlwaysFiring\n        expr: vector(1)\n",
+    )?;
+    let rule_args = [
+        format!("--rule-file={}", rule_file.display()),
+        format!("--query={}", querier.http_address),
+        format!("--data-dir={}", root.join("rule/data").display()),
+        "--eval-interval=1s".to_owned(),
+        "--label=rule_replica=\"0\"".to_owned(),
+    ];
+    let rule_refs: Vec<&str> = rule_args.iter().map(String::as_str).collect();
+    let ruler = StrataProcess::start(Service::Ruler, true, &rule_refs).await?;
     let mut jobs = BTreeMap::new();
+    jobs.insert("strata-rule", ruler);
     jobs.insert("strata-sidecar", sidecar);
     jobs.insert("strata-store", store);
     jobs.insert("strata-compact", compactor);
