@@ -10,6 +10,7 @@ mod aggregate;
 mod binary;
 mod eval;
 mod functions;
+mod plan;
 mod topk;
 mod vector;
 mod window;

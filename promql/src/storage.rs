@@ -47,6 +47,19 @@ pub trait Querier {
         hints: &SelectHints,
         matchers: &[Matcher],
     ) -> Result<Box<dyn SeriesSet + '_>>;
+
+    /// Whether [`Querier::prefetch`] is worth a dry run of the query: true for remote
+    /// implementations whose selects pay a network round trip.
+    fn wants_prefetch(&self) -> bool {
+        false
+    }
+
+    /// Announces, before evaluation starts, a `select` the engine is about to make with these
+    /// exact arguments (in the order it will make them), so a remote implementation can start
+    /// every fetch at once and a query with several selectors pays one store latency, not one
+    /// per selector. A later `select` with equal arguments should use the prefetched data;
+    /// announced selects that never come must be cancelled when the querier is dropped.
+    fn prefetch(&self, _hints: &SelectHints, _matchers: &[Matcher]) {}
 }
 
 /// A stream of series.

@@ -53,6 +53,8 @@ pub struct ApiConfig {
     pub cors: bool,
     /// `--deduplication.func`.
     pub dedup_func: crate::dedup::DedupFunc,
+    /// `--query.max-concurrent-select`.
+    pub max_concurrent_select: usize,
     /// `/api/v1/status/flags`: every flag name (without `--`) and its value.
     pub flags: BTreeMap<String, String>,
 }
@@ -485,6 +487,7 @@ fn query(api: Shared, params: Params) -> Handled {
                 max_source_resolution: resolution,
                 deadline: None,
                 dedup_func: api.config.dedup_func,
+                max_concurrent_select: api.config.max_concurrent_select,
             },
             timeout,
             lookback_delta,
@@ -515,6 +518,7 @@ fn query_range(api: Shared, params: Params) -> Handled {
                 max_source_resolution: resolution,
                 deadline: None,
                 dedup_func: api.config.dedup_func,
+                max_concurrent_select: api.config.max_concurrent_select,
             },
             timeout,
             lookback_delta,

@@ -112,7 +112,9 @@ pub struct Config {
     )]
     pub query_max_concurrent: usize,
 
-    /// Maximum number of select requests made concurrently per a query.
+    /// Maximum number of select requests made concurrently per a query: the query's selectors
+    /// are fetched from the stores ahead of evaluation, at most this many at once (0: each
+    /// selector is fetched only when evaluation reaches it).
     #[arg(
         long = "query.max-concurrent-select",
         env = "STRATA_QUERY_MAX_CONCURRENT_SELECT",

@@ -178,6 +178,7 @@ pub async fn start(
         default_evaluation_interval: config.query_default_evaluation_interval,
         max_samples: config.query_max_samples,
         dedup_func: dedup::DedupFunc::from_flag(&config.deduplication_func),
+        max_concurrent_select: config.query_max_concurrent_select,
         cors: !config.web_disable_cors,
         flags: config.flag_values(),
     };

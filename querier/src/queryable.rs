@@ -5,10 +5,17 @@
 //! with `blocking_recv`, so series stream into the engine as the stores send them. Each series'
 //! chunks are decoded only when the engine iterates them ([`crate::dedup::series_iterator`]).
 //!
+//! Before evaluation the engine announces every select of the query (`Querier::prefetch`, from
+//! a dry run); each announced fan-out starts at once, so `a / b` pays one store latency. At most
+//! `--query.max-concurrent-select` of one query's fan-outs run ahead of the engine, started in
+//! the order the engine will read them; the one the engine reads always runs, so a fan-out
+//! blocked on its full channel can never hold the permit the engine waits for.
+//!
 //! Select hints become StoreAPI query hints and pick the downsampled aggregate to read
 //! (reference/thanos.md 4.5): functions that need two samples cap the resolution at half the
 //! range, and counters are read from the counter aggregate.
 
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use strata_promql::storage::{Querier, Queryable, SelectHints, SeriesSet, StorageSeries};
@@ -16,7 +23,7 @@ use strata_promql::{Labels as PromLabels, MatchType as PromMatchType, Matcher as
 use strata_proto::thanos;
 use strata_tsdb::labels::{Labels, MatchType, Matcher};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::dedup::{ChunkReadMode, DedupFunc, series_iterator, storage_error};
 use crate::error::{Error, Result};
@@ -47,6 +54,9 @@ pub struct QueryOptions {
     pub deadline: Option<Instant>,
     /// How replicas are merged (`--deduplication.func`).
     pub dedup_func: DedupFunc,
+    /// How many of the query's fan-outs may run ahead of the engine
+    /// (`--query.max-concurrent-select`; 0 turns fetching ahead off).
+    pub max_concurrent_select: usize,
 }
 
 /// The fan-out as a PromQL [`Queryable`] for one query.
@@ -56,15 +66,19 @@ pub struct ProxyQueryable {
     runtime: Handle,
     options: QueryOptions,
     warnings: Warnings,
+    /// Permits for fan-outs running ahead of the engine, shared by the query's queriers.
+    select_gate: Arc<Semaphore>,
 }
 
 impl ProxyQueryable {
     pub fn new(proxy: Proxy, runtime: Handle, options: QueryOptions, warnings: Warnings) -> Self {
+        let select_gate = Arc::new(Semaphore::new(options.max_concurrent_select));
         Self {
             proxy,
             runtime,
             options,
             warnings,
+            select_gate,
         }
     }
 }
@@ -75,15 +89,172 @@ impl Queryable for ProxyQueryable {
             queryable: self,
             mint,
             maxt,
+            prefetched: Mutex::new(Vec::new()),
+            dispatch: OnceLock::new(),
         }))
     }
+}
+
+/// The arguments of one select, to match a prefetch with the select that reads it.
+type SelectKey = (SelectHints, Vec<(PromMatchType, String, String)>);
+
+fn select_key(hints: &SelectHints, matchers: &[PromMatcher]) -> SelectKey {
+    (
+        hints.clone(),
+        matchers
+            .iter()
+            .map(|m| (m.match_type, m.name.clone(), m.value.clone()))
+            .collect(),
+    )
+}
+
+/// A prefetched select's fan-out: waiting for its turn, or started.
+enum Slot {
+    Queued(Box<SeriesQuery>, mpsc::Sender<Result<MergedSeries>>),
+    Started,
+    /// Started by the engine without a permit (none was free); the receiver resolves when the
+    /// fan-out is done, so the dispatcher can hold a permit for it until then.
+    Claimed(oneshot::Receiver<()>),
+}
+
+/// What a running fan-out holds until it is done (only for its `Drop`).
+#[expect(dead_code, reason = "the fields are held for their Drop")]
+enum Held {
+    Permit(OwnedSemaphorePermit),
+    /// Dropped when done, which wakes the dispatcher waiting on the matching `Slot::Claimed`.
+    Done(oneshot::Sender<()>),
+}
+
+type SharedSlot = Arc<Mutex<Slot>>;
+
+/// A select announced ahead of the engine.
+struct Prefetched {
+    key: SelectKey,
+    mode: ChunkReadMode,
+    receiver: mpsc::Receiver<Result<MergedSeries>>,
+    slot: SharedSlot,
 }
 
 struct ProxyQuerier<'a> {
     queryable: &'a ProxyQueryable,
     mint: i64,
     maxt: i64,
+    /// Announced selects not read yet; dropping them cancels their work.
+    prefetched: Mutex<Vec<Prefetched>>,
+    /// Starts announced fan-outs in order as select-gate permits free up.
+    dispatch: OnceLock<mpsc::UnboundedSender<SharedSlot>>,
 }
+
+impl ProxyQuerier<'_> {
+    /// The StoreAPI query of a select, and how its chunks are read.
+    fn series_query(
+        &self,
+        hints: &SelectHints,
+        matchers: &[PromMatcher],
+    ) -> Result<(SeriesQuery, ChunkReadMode)> {
+        let options = &self.queryable.options;
+        let matchers = matchers
+            .iter()
+            .map(convert_matcher)
+            .collect::<Result<Vec<_>>>()?;
+        let (min_time, max_time) = if hints.start != 0 || hints.end != 0 {
+            (hints.start, hints.end)
+        } else {
+            (self.mint, self.maxt)
+        };
+        let mode = ChunkReadMode::for_function(hints.func.as_deref());
+        let max_resolution_window = resolution_for(options.max_source_resolution, hints);
+        let query = SeriesQuery {
+            min_time,
+            max_time,
+            matchers,
+            replica_labels: options.replica_labels.clone(),
+            partial_response: options.partial_response,
+            skip_chunks: hints.func.as_deref() == Some("series"),
+            max_resolution_window,
+            aggregates: if max_resolution_window > 0 {
+                mode.aggregates()
+            } else {
+                Vec::new()
+            },
+            query_hints: Some(query_hints(hints)),
+            deadline: options.deadline,
+        };
+        Ok((query, mode))
+    }
+
+    /// The dispatcher: one task per querier that takes announced selects in the order the
+    /// engine will read them, waits for a permit of the select gate for each, and starts it
+    /// unless the engine already started it itself.
+    fn dispatcher(&self) -> &mpsc::UnboundedSender<SharedSlot> {
+        self.dispatch.get_or_init(|| {
+            let (sender, mut queue) = mpsc::unbounded_channel::<SharedSlot>();
+            let gate = Arc::clone(&self.queryable.select_gate);
+            let proxy = self.queryable.proxy.clone();
+            let warnings = self.queryable.warnings.clone();
+            self.queryable.runtime.spawn(async move {
+                while let Some(slot) = queue.recv().await {
+                    let Ok(permit) = Arc::clone(&gate).acquire_owned().await else {
+                        return;
+                    };
+                    let taken = slot
+                        .lock()
+                        .ok()
+                        .map(|mut slot| std::mem::replace(&mut *slot, Slot::Started));
+                    match taken {
+                        Some(Slot::Queued(query, sender)) => {
+                            tokio::spawn(forward(
+                                proxy.clone(),
+                                *query,
+                                sender,
+                                warnings.clone(),
+                                Held::Permit(permit),
+                            ));
+                        }
+                        // The engine started it without a permit: count it until it is done.
+                        Some(Slot::Claimed(done)) => {
+                            let _ = done.await;
+                        }
+                        Some(Slot::Started) | None => {}
+                    }
+                }
+            });
+            sender
+        })
+    }
+}
+
+/// Runs one fan-out into `sender`, holding `permit` (if any) until the stores are done or the
+/// reader went away.
+async fn forward(
+    proxy: Proxy,
+    query: SeriesQuery,
+    sender: mpsc::Sender<Result<MergedSeries>>,
+    warnings: Warnings,
+    held: Held,
+) {
+    let mut inner = match proxy.series(query, warnings) {
+        Ok(inner) => inner,
+        Err(err) => {
+            let _ = sender.send(Err(err)).await;
+            return;
+        }
+    };
+    loop {
+        let item = tokio::select! {
+            () = sender.closed() => return,
+            item = inner.recv() => item,
+        };
+        let Some(item) = item else { break };
+        if sender.send(item).await.is_err() {
+            return;
+        }
+    }
+    drop(held);
+}
+
+/// Merged series buffered between a prefetched fan-out and the engine.
+const PREFETCH_BUFFER: usize = 64;
 
 /// An engine matcher as a StoreAPI matcher.
 pub fn convert_matcher(matcher: &PromMatcher) -> Result<Matcher> {
@@ -148,35 +319,57 @@ impl Querier for ProxyQuerier<'_> {
         hints: &SelectHints,
         matchers: &[PromMatcher],
     ) -> strata_promql::Result<Box<dyn SeriesSet + '_>> {
-        let options = &self.queryable.options;
-        let matchers = matchers
-            .iter()
-            .map(convert_matcher)
-            .collect::<Result<Vec<_>>>()
-            .map_err(storage_error)?;
-        let (min_time, max_time) = if hints.start != 0 || hints.end != 0 {
-            (hints.start, hints.end)
-        } else {
-            (self.mint, self.maxt)
-        };
-        let mode = ChunkReadMode::for_function(hints.func.as_deref());
-        let max_resolution_window = resolution_for(options.max_source_resolution, hints);
-        let query = SeriesQuery {
-            min_time,
-            max_time,
-            matchers,
-            replica_labels: options.replica_labels.clone(),
-            partial_response: options.partial_response,
-            skip_chunks: hints.func.as_deref() == Some("series"),
-            max_resolution_window,
-            aggregates: if max_resolution_window > 0 {
-                mode.aggregates()
-            } else {
-                Vec::new()
-            },
-            query_hints: Some(query_hints(hints)),
-            deadline: options.deadline,
-        };
+        let key = select_key(hints, matchers);
+        let prefetched = self.prefetched.lock().ok().and_then(|mut list| {
+            let position = list.iter().position(|p| p.key == key)?;
+            Some(list.remove(position))
+        });
+        if let Some(prefetched) = prefetched {
+            // Not started yet (the gate is full with fan-outs the engine reads later, or the
+            // dispatcher has not reached it): the engine reads it now, so it runs now.
+            // It takes a free permit if there is one; if not, it runs anyway (the permits are
+            // held by fan-outs the engine reads later) and the dispatcher accounts for it.
+            if let Ok(mut slot) = prefetched.slot.lock()
+                && matches!(*slot, Slot::Queued(..))
+            {
+                let held = match Arc::clone(&self.queryable.select_gate).try_acquire_owned() {
+                    Ok(permit) => {
+                        if let Slot::Queued(query, sender) =
+                            std::mem::replace(&mut *slot, Slot::Started)
+                        {
+                            Some((query, sender, Held::Permit(permit)))
+                        } else {
+                            None
+                        }
+                    }
+                    Err(_) => {
+                        let (done, waiter) = oneshot::channel();
+                        if let Slot::Queued(query, sender) =
+                            std::mem::replace(&mut *slot, Slot::Claimed(waiter))
+                        {
+                            Some((query, sender, Held::Done(done)))
+                        } else {
+                            None
+                        }
+                    }
+                };
+                if let Some((query, sender, held)) = held {
+                    self.queryable.runtime.spawn(forward(
+                        self.queryable.proxy.clone(),
+                        *query,
+                        sender,
+                        self.queryable.warnings.clone(),
+                        held,
+                    ));
+                }
+            }
+            return Ok(Box::new(ProxySeriesSet {
+                receiver: prefetched.receiver,
+                mode: prefetched.mode,
+                func: self.queryable.options.dedup_func,
+            }));
+        }
+        let (query, mode) = self.series_query(hints, matchers).map_err(storage_error)?;
         // `series` only spawns tasks, but they need the runtime's context.
         let receiver = {
             let _guard = self.queryable.runtime.enter();
@@ -188,8 +381,32 @@ impl Querier for ProxyQuerier<'_> {
         Ok(Box::new(ProxySeriesSet {
             receiver,
             mode,
-            func: options.dedup_func,
+            func: self.queryable.options.dedup_func,
         }))
+    }
+
+    fn wants_prefetch(&self) -> bool {
+        self.queryable.options.max_concurrent_select > 0
+    }
+
+    fn prefetch(&self, hints: &SelectHints, matchers: &[PromMatcher]) {
+        // A select that cannot be built fails again, with its error, when the engine makes it.
+        let Ok((query, mode)) = self.series_query(hints, matchers) else {
+            return;
+        };
+        let (sender, receiver) = mpsc::channel(PREFETCH_BUFFER);
+        let slot = Arc::new(Mutex::new(Slot::Queued(Box::new(query), sender)));
+        if self.dispatcher().send(Arc::clone(&slot)).is_err() {
+            return;
+        }
+        if let Ok(mut list) = self.prefetched.lock() {
+            list.push(Prefetched {
+                key: select_key(hints, matchers),
+                mode,
+                receiver,
+                slot,
+            });
+        }
     }
 }
 

@@ -408,10 +408,23 @@ async fn recorded_series_and_alerts_match_prometheus_and_blocks_reach_the_bucket
     )
     .await
     .with_context(|| {
+        let listing: Vec<String> = std::fs::read_dir(&bucket)
+            .map(|dir| {
+                dir.filter_map(|entry| entry.ok())
+                    .map(|entry| {
+                        let meta = std::fs::read_to_string(entry.path().join("meta.json"))
+                            .unwrap_or_default();
+                        format!("{}: {meta}", entry.path().display())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         format!(
-            "block {}; gateway logs:\n{}",
+            "block {}; bucket:\n{}\ngateway logs:\n{}\nruler logs:\n{}",
             block.display(),
-            gateway.logs()
+            listing.join("\n"),
+            gateway.logs(),
+            ruler.logs()
         )
     })?;
     // (The querier deduplicates on rule_replica, so the label is gone from the answer.)

@@ -165,6 +165,15 @@ pub(crate) fn execute(
     let (mint, maxt) =
         time_bounds(expr, start, rng.end, start, rng.end, lookback).unwrap_or((start, rng.end));
     let querier = storage.querier(mint, maxt)?;
+    super::plan::prefetch(
+        querier.as_ref(),
+        expr,
+        options,
+        control,
+        start,
+        rng.end,
+        rng,
+    );
     let mut ev = Evaluator::new(querier.as_ref(), options, control, start, rng.end);
     ev.check_steps(rng)?;
     let val = ev.eval(expr, rng)?;
@@ -253,7 +262,7 @@ pub(crate) struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    fn new(
+    pub(crate) fn new(
         querier: &'a dyn Querier,
         options: &'a EngineOptions,
         control: &'a Control,

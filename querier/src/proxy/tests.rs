@@ -363,3 +363,114 @@ async fn a_consumer_that_leaves_releases_a_hanging_store() {
     }
     shutdown.cancel();
 }
+
+/// A store that holds each Series call until `target` calls are in flight at once (or 10 s
+/// pass), then 100 ms more so that any call beyond the target would be seen too; it records the
+/// most calls it saw at once and answers one series named as the selector asks.
+#[derive(Clone)]
+struct CountingStore {
+    active: Arc<std::sync::atomic::AtomicUsize>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+    target: usize,
+}
+
+#[tonic::async_trait]
+impl Store for CountingStore {
+    async fn info(
+        &self,
+        _request: Request<thanos::InfoRequest>,
+    ) -> Result<Response<thanos::InfoResponse>, Status> {
+        BrokenStore::Failing.info(_request).await
+    }
+
+    type SeriesStream = FrameStream;
+
+    async fn series(
+        &self,
+        request: Request<thanos::SeriesRequest>,
+    ) -> Result<Response<Self::SeriesStream>, Status> {
+        use std::sync::atomic::Ordering;
+        let name = request
+            .get_ref()
+            .matchers
+            .iter()
+            .find(|m| m.name == "__name__")
+            .map(|m| m.value.clone())
+            .unwrap_or_default();
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while self.active.load(Ordering::SeqCst) < self.target && Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.active.fetch_sub(1, Ordering::SeqCst);
+        let frame = thanos::SeriesResponse {
+            result: Some(thanos::series_response::Result::Series(series(
+                &[("__name__", name.as_str()), ("job", "j")],
+                &[(0, 1.0), (10_000, 2.0)],
+            ))),
+        };
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(frame)]))))
+    }
+
+    async fn label_names(
+        &self,
+        _request: Request<thanos::LabelNamesRequest>,
+    ) -> Result<Response<thanos::LabelNamesResponse>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+
+    async fn label_values(
+        &self,
+        _request: Request<thanos::LabelValuesRequest>,
+    ) -> Result<Response<thanos::LabelValuesResponse>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+}
+
+/// `--query.max-concurrent-select`: the query's selects are fetched ahead of the engine, at
+/// most that many at once; 0 fetches each only when the engine reads it. The answer is the
+/// same either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_select_bounds_the_fan_outs_run_ahead() {
+    use crate::queryable::{ProxyQueryable, QueryOptions};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for (limit, expected_most) in [(4, 4), (2, 2), (1, 1), (0, 1)] {
+        let shutdown = CancellationToken::new();
+        let store = CountingStore {
+            active: Arc::new(AtomicUsize::new(0)),
+            most: Arc::new(AtomicUsize::new(0)),
+            target: expected_most,
+        };
+        let most = Arc::clone(&store.most);
+        let address = serve(store, &shutdown).await;
+        let proxy = proxy_for(&[address], Duration::ZERO).await;
+        let queryable = ProxyQueryable::new(
+            proxy,
+            tokio::runtime::Handle::current(),
+            QueryOptions {
+                max_concurrent_select: limit,
+                ..Default::default()
+            },
+            Warnings::default(),
+        );
+        let answer = tokio::task::spawn_blocking(move || {
+            let engine = strata_promql::Engine::default();
+            engine
+                .instant_query(&queryable, "a + b + c + d", 10_000)
+                .map(|result| format!("{:?}", result.value))
+                .map_err(|err| err.to_string())
+        })
+        .await
+        .expect("engine thread");
+        let answer = answer.expect("query");
+        assert!(answer.contains("v: 8.0"), "limit {limit}: {answer}");
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            expected_most,
+            "most Series calls at once with --query.max-concurrent-select={limit}"
+        );
+        shutdown.cancel();
+    }
+}
