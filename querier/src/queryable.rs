@@ -7,7 +7,8 @@
 //!
 //! Select hints become StoreAPI query hints and pick the downsampled aggregate to read
 //! (reference/thanos.md 4.5): functions that need two samples cap the resolution at half the
-//! range, and counters are read from the counter aggregate.
+//! range, and counters are read from the counter aggregate. Series read in count mode are
+//! marked as raw sample counts so the engine's `count_over_time` sums them (equal to raw).
 
 use std::time::Instant;
 
@@ -209,6 +210,7 @@ impl SeriesSet for ProxySeriesSet {
                 Ok(Some(StorageSeries {
                     labels: convert_labels(&series.labels),
                     samples: series_iterator(name, series.chunks, self.mode, self.func),
+                    value_kind: self.mode.value_kind(),
                 }))
             }
         }
@@ -216,45 +218,4 @@ impl SeriesSet for ProxySeriesSet {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolution_is_capped_for_rate() {
-        let rate = SelectHints {
-            func: Some("rate".into()),
-            range: 300_000,
-            ..Default::default()
-        };
-        assert_eq!(resolution_for(3_600_000, &rate), 150_000);
-        let avg = SelectHints {
-            func: Some("avg_over_time".into()),
-            range: 300_000,
-            ..Default::default()
-        };
-        assert_eq!(resolution_for(3_600_000, &avg), 3_600_000);
-        let hints = query_hints(&SelectHints {
-            step: 15_000,
-            func: Some("sum".into()),
-            grouping: vec!["cluster".into()],
-            by: true,
-            ..Default::default()
-        });
-        assert_eq!(hints.step_millis, 15_000);
-        assert_eq!(hints.func.map(|f| f.name).as_deref(), Some("sum"));
-        assert_eq!(
-            hints.grouping.map(|g| g.labels),
-            Some(vec!["cluster".to_owned()])
-        );
-    }
-
-    #[test]
-    fn matchers_convert() {
-        let matcher = PromMatcher::new(PromMatchType::Regex, "job", "a.*").expect("matcher");
-        let converted = convert_matcher(&matcher).expect("convert");
-        assert!(converted.matches("abc"));
-        assert!(!converted.matches("xabc"));
-        let labels = Labels::from_pairs([("b", "2"), ("a", "1")]);
-        assert_eq!(convert_labels(&labels).get("a"), Some("1"));
-    }
-}
+mod tests;
