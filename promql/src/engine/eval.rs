@@ -561,7 +561,7 @@ impl<'a> Evaluator<'a> {
         range: i64,
         rng: StepRange,
         extra: &SelectHintsExtra,
-        sink: &mut dyn FnMut(Labels, ValueKind, &[Point]) -> Result<()>,
+        sink: &mut MatrixSink<'_>,
     ) -> Result<()> {
         let (first_ref, last_ref) = spec.ref_bounds(rng);
         let (data_start, data_end) =
@@ -692,6 +692,10 @@ impl<'a> Evaluator<'a> {
         Ok((series, spec, range))
     }
 }
+
+/// Receives each series of a range selector: its labels, what its values stand for, and its
+/// samples over the union of all step windows.
+pub(crate) type MatrixSink<'s> = dyn FnMut(Labels, ValueKind, &[Point]) -> Result<()> + 's;
 
 /// Hints about the enclosing function or aggregation, passed to storage.
 #[derive(Clone, Debug, Default)]
