@@ -9,6 +9,19 @@
 //! (reference/thanos.md 4.5): functions that need two samples cap the resolution at half the
 //! range, and counters are read from the counter aggregate. Series read in count mode are
 //! marked as raw sample counts so the engine's `count_over_time` sums them (equal to raw).
+//!
+//! What downsampled data answers, against raw data (windows that are multiples of the
+//! resolution, at aligned steps): `min/max/sum/count_over_time` equal; `avg_over_time` is the
+//! mean of the window averages (as in Thanos), equal where every window holds as many raw
+//! samples (regular scrapes) and not across missed scrapes or a raw/downsampled switch inside
+//! the range; `rate`/`increase` see the counter at window ends (Thanos's semantics). Instant
+//! selectors read the window average, or MIN/MAX/COUNT under `min`/`max`/`count` as Thanos
+//! does (`count` counts series, so its answer is exact). Two differences from Thanos: the
+//! engine names the function only for a selector that is its direct argument (Prometheus
+//! passes it through parentheses, unary minus and subqueries too), so a selector inside a
+//! subquery reads the average where Thanos reads MIN/MAX/SUM/COUNT per step (for
+//! `sum_over_time(x[1h:5m])` Thanos would add up whole windows' sums); and `count_values`
+//! reads the average, not COUNT (see [`ChunkReadMode::for_function`]).
 
 use std::time::Instant;
 
