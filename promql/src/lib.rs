@@ -32,5 +32,7 @@ pub use error::{Error, Result};
 pub use labels::{Label, Labels};
 pub use matcher::{MatchType, Matcher};
 pub use storage::memory::MemoryStorage;
-pub use storage::{Querier, Queryable, SampleIterator, SelectHints, SeriesSet, StorageSeries};
+pub use storage::{
+    Querier, Queryable, SampleIterator, SelectHints, SeriesSet, StorageSeries, ValueKind,
+};
 pub use value::{Point, Sample, Series, Value};

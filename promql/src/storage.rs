@@ -5,6 +5,11 @@
 //! that yields one series at a time, each with its own sample iterator, so a remote or on-disk
 //! implementation can stream and decode lazily. `SelectHints` tell the store what the engine will
 //! do with the data (range, step, function, grouping) so it can prune or pre-aggregate.
+//!
+//! A store that pre-aggregates says so per series with [`ValueKind`]: a downsampled store
+//! answering `count_over_time` with Thanos's COUNT aggregate returns samples that each stand
+//! for many raw samples, and the engine sums them instead of counting them. Every other
+//! function reads the values as they are.
 
 pub mod memory;
 
@@ -68,10 +73,37 @@ pub trait SeriesSet {
     fn next_series(&mut self) -> Result<Option<StorageSeries<'_>>>;
 }
 
-/// One series from storage: its labels and an iterator over its samples.
+/// What the sample values of a storage series stand for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Observed values: raw samples, or a downsampled aggregate standing in for them (a
+    /// window's average, minimum, maximum, sum or counter value).
+    #[default]
+    Observed,
+    /// Each sample's value is the number of raw samples it stands for: Thanos's COUNT
+    /// aggregate of a downsampling window, or 1 for a raw sample served alongside (stale
+    /// markers stay stale markers). `count_over_time` over a range selector sums these values
+    /// so its answer equals the raw one; every other use reads them as plain values.
+    RawSampleCounts,
+}
+
+/// One series from storage: its labels, an iterator over its samples and what their values
+/// stand for.
 pub struct StorageSeries<'a> {
     pub labels: Labels,
     pub samples: Box<dyn SampleIterator + 'a>,
+    pub value_kind: ValueKind,
+}
+
+impl<'a> StorageSeries<'a> {
+    /// A series of observed values.
+    pub fn new(labels: Labels, samples: Box<dyn SampleIterator + 'a>) -> Self {
+        Self {
+            labels,
+            samples,
+            value_kind: ValueKind::Observed,
+        }
+    }
 }
 
 /// Iterates the samples of one series in time order.

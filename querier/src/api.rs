@@ -46,6 +46,8 @@ pub struct ApiConfig {
     pub auto_downsampling: bool,
     pub query_timeout: Duration,
     pub lookback_delta: Duration,
+    /// `--query.dynamic-lookback-delta`: see [`dynamic_lookback_delta`].
+    pub dynamic_lookback_delta: bool,
     pub default_step: Duration,
     pub default_evaluation_interval: Duration,
     pub max_samples: usize,
@@ -450,15 +452,44 @@ impl Drop for InFlight {
     }
 }
 
-fn lookback_delta(api: &Api, params: &Params) -> Result<Duration> {
+/// The query's lookback delta: a positive `lookback_delta` parameter, else the configured one,
+/// raised to the resolution of the data the query may read (`--query.dynamic-lookback-delta`).
+fn lookback_delta(api: &Api, params: &Params, max_source_resolution: i64) -> Result<Duration> {
+    let configured = if api.config.dynamic_lookback_delta {
+        dynamic_lookback_delta(api.config.lookback_delta, max_source_resolution)
+    } else {
+        api.config.lookback_delta
+    };
     match params.get("lookback_delta") {
-        None | Some("") => Ok(api.config.lookback_delta),
+        None | Some("") => Ok(configured),
         Some(text) => {
             let ms = parse_duration_ms(text)
                 .map_err(|message| invalid_parameter("lookback_delta", message))?;
-            Ok(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+            Ok(match u64::try_from(ms) {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => configured,
+            })
         }
     }
+}
+
+/// Downsampled resolutions in ms (raw, 5m, 1h).
+const RESOLUTIONS: [i64; 3] = [0, 300_000, 3_600_000];
+
+/// Thanos's dynamic lookback delta: a query allowed data coarser than both the next finer
+/// resolution and `base` looks back at least one window of the coarser resolution, so an
+/// instant selector over hourly points finds one at every step. With the default 5m: 1h once
+/// `max_source_resolution` exceeds 5m, else 5m.
+pub fn dynamic_lookback_delta(base: Duration, max_source_resolution: i64) -> Duration {
+    let base_ms = i64::try_from(base.as_millis()).unwrap_or(i64::MAX);
+    for level in (1..RESOLUTIONS.len()).rev() {
+        let finer = RESOLUTIONS[level - 1].max(base_ms);
+        if finer < max_source_resolution {
+            let window = Duration::from_millis(u64::try_from(RESOLUTIONS[level]).unwrap_or(0));
+            return base.max(window);
+        }
+    }
+    base
 }
 
 fn query(api: Shared, params: Params) -> Handled {
@@ -475,7 +506,7 @@ fn query(api: Shared, params: Params) -> Handled {
             .map_err(|err| invalid_parameter("query", err))?;
         let thanos = thanos_params(&api, &params)?;
         let resolution = max_source_resolution(&api, &params, 0)?;
-        let lookback_delta = lookback_delta(&api, &params)?;
+        let lookback_delta = lookback_delta(&api, &params, resolution)?;
         let evaluation = Evaluation {
             expr,
             start: time,
@@ -506,7 +537,7 @@ fn query_range(api: Shared, params: Params) -> Handled {
         let expr = parse_query(&params).await??;
         let thanos = thanos_params(&api, &params)?;
         let resolution = max_source_resolution(&api, &params, step)?;
-        let lookback_delta = lookback_delta(&api, &params)?;
+        let lookback_delta = lookback_delta(&api, &params, resolution)?;
         let evaluation = Evaluation {
             expr,
             start,

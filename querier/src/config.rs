@@ -127,6 +127,12 @@ pub struct Config {
     #[arg(long = "query.lookback-delta", env = "STRATA_QUERY_LOOKBACK_DELTA", value_parser = parse_duration)]
     pub query_lookback_delta: Option<Duration>,
 
+    /// Raise the lookback delta to the resolution of downsampled data a query may read
+    /// (1h once max_source_resolution exceeds 5m), so instant selectors still find the
+    /// hourly points. Thanos's hidden flag, on by default.
+    #[arg(long = "query.dynamic-lookback-delta", env = "STRATA_QUERY_DYNAMIC_LOOKBACK_DELTA", hide = true, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub query_dynamic_lookback_delta: bool,
+
     /// Labels to treat as a replica indicator along which data is deduplicated (repeatable).
     #[arg(
         long = "query.replica-label",

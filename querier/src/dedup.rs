@@ -3,15 +3,18 @@
 //!
 //! - [`ChunkIterator`]: the samples of non-overlapping chunks, each chunk decoded only when the
 //!   iteration reaches it (a seek past a chunk skips it undecoded). Downsampled chunks are read
-//!   through the aggregate the query asked for ([`ChunkReadMode`]).
+//!   through the aggregate the query asked for ([`ChunkReadMode`]); in count mode raw chunks
+//!   read as 1 per sample so a series mixing raw and downsampled chunks is one series of raw
+//!   sample counts.
 //! - [`overlap_split`]: the chunks of a series merged from several replicas are assigned
 //!   greedily to "virtual replicas" whose chunks do not overlap.
 //! - [`series_iterator`]: all of it for one series. The replicas are merged by the shared
 //!   implementation in [`strata_tsdb::dedup`] (Thanos's penalty algorithm, or the chained
 //!   merge), the same code the compactor deduplicates replicas with.
 
+use strata_promql::ValueKind;
 use strata_promql::storage::SampleIterator;
-use strata_promql::value::Point;
+use strata_promql::value::{Point, is_stale_nan};
 use strata_proto::thanos;
 use strata_tsdb::chunkenc::XorIterator;
 use strata_tsdb::dedup;
@@ -19,12 +22,16 @@ pub use strata_tsdb::dedup::DedupFunc;
 
 use crate::error::{Error, Result};
 
-/// Which data of a downsampled chunk the query reads (raw chunks are always read as they are).
+/// Which data of a downsampled chunk the query reads. Raw chunks are read as they are, except
+/// in [`ChunkReadMode::Count`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChunkReadMode {
     /// sum / count per window: the average (plain selectors, `sum`, `avg` and the rest).
     #[default]
     Average,
+    /// The number of raw samples per window (`count_over_time`, `count`); a raw chunk's
+    /// samples read as 1 each (stale markers kept), so every value is a count of raw samples
+    /// and the series is served as [`strata_promql::ValueKind::RawSampleCounts`].
     Count,
     Sum,
     Min,
@@ -34,7 +41,11 @@ pub enum ChunkReadMode {
 }
 
 impl ChunkReadMode {
-    /// The mode for the PromQL function or aggregation enclosing a selector (thanos.md 4.5).
+    /// The mode for the PromQL function or aggregation enclosing a selector (thanos.md 4.5,
+    /// Thanos's `aggrsFromFunc`). One deliberate difference: Thanos sends `count_values` (a
+    /// `count_` prefix) to the COUNT aggregate, which would group series by their per-window
+    /// sample counts; here it reads the average like every other value-consuming aggregation.
+    /// `count` itself reads COUNT as Thanos does: it counts series, the values do not matter.
     pub fn for_function(func: Option<&str>) -> Self {
         let Some(func) = func else {
             return Self::Average;
@@ -65,6 +76,14 @@ impl ChunkReadMode {
     pub fn is_counter(self) -> bool {
         self == Self::Counter
     }
+
+    /// What the values read in this mode stand for.
+    pub fn value_kind(self) -> ValueKind {
+        match self {
+            Self::Count => ValueKind::RawSampleCounts,
+            _ => ValueKind::Observed,
+        }
+    }
 }
 
 /// Decodes an XOR chunk into `out`.
@@ -85,7 +104,16 @@ pub fn decode_chunk(
 ) -> strata_tsdb::Result<()> {
     if let Some(raw) = &chunk.raw {
         if is_xor(raw) {
+            let first = out.len();
             decode_xor(&raw.data, out)?;
+            if mode == ChunkReadMode::Count {
+                // Each raw sample is one raw sample; a stale marker still ends the series.
+                for (_, v) in out.iter_mut().skip(first) {
+                    if !is_stale_nan(*v) {
+                        *v = 1.0;
+                    }
+                }
+            }
         }
         return Ok(());
     }

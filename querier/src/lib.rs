@@ -174,6 +174,7 @@ pub async fn start(
         lookback_delta: config
             .query_lookback_delta
             .unwrap_or(Duration::from_secs(300)),
+        dynamic_lookback_delta: config.query_dynamic_lookback_delta,
         default_step: config.query_default_step,
         default_evaluation_interval: config.query_default_evaluation_interval,
         max_samples: config.query_max_samples,

@@ -591,4 +591,4 @@ pub fn merged_to_proto(series: MergedSeries) -> thanos::Series {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

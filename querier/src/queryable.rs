@@ -13,7 +13,21 @@
 //!
 //! Select hints become StoreAPI query hints and pick the downsampled aggregate to read
 //! (reference/thanos.md 4.5): functions that need two samples cap the resolution at half the
-//! range, and counters are read from the counter aggregate.
+//! range, and counters are read from the counter aggregate. Series read in count mode are
+//! marked as raw sample counts so the engine's `count_over_time` sums them (equal to raw).
+//!
+//! What downsampled data answers, against raw data (windows that are multiples of the
+//! resolution, at aligned steps): `min/max/sum/count_over_time` equal; `avg_over_time` is the
+//! mean of the window averages (as in Thanos), equal where every window holds as many raw
+//! samples (regular scrapes) and not across missed scrapes or a raw/downsampled switch inside
+//! the range; `rate`/`increase` see the counter at window ends (Thanos's semantics). Instant
+//! selectors read the window average, or MIN/MAX/COUNT under `min`/`max`/`count` as Thanos
+//! does (`count` counts series, so its answer is exact). Two differences from Thanos: the
+//! engine names the function only for a selector that is its direct argument (Prometheus
+//! passes it through parentheses, unary minus and subqueries too), so a selector inside a
+//! subquery reads the average where Thanos reads MIN/MAX/SUM/COUNT per step (for
+//! `sum_over_time(x[1h:5m])` Thanos would add up whole windows' sums); and `count_values`
+//! reads the average, not COUNT (see [`ChunkReadMode::for_function`]).
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -426,6 +440,7 @@ impl SeriesSet for ProxySeriesSet {
                 Ok(Some(StorageSeries {
                     labels: convert_labels(&series.labels),
                     samples: series_iterator(name, series.chunks, self.mode, self.func),
+                    value_kind: self.mode.value_kind(),
                 }))
             }
         }
@@ -433,45 +448,4 @@ impl SeriesSet for ProxySeriesSet {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolution_is_capped_for_rate() {
-        let rate = SelectHints {
-            func: Some("rate".into()),
-            range: 300_000,
-            ..Default::default()
-        };
-        assert_eq!(resolution_for(3_600_000, &rate), 150_000);
-        let avg = SelectHints {
-            func: Some("avg_over_time".into()),
-            range: 300_000,
-            ..Default::default()
-        };
-        assert_eq!(resolution_for(3_600_000, &avg), 3_600_000);
-        let hints = query_hints(&SelectHints {
-            step: 15_000,
-            func: Some("sum".into()),
-            grouping: vec!["cluster".into()],
-            by: true,
-            ..Default::default()
-        });
-        assert_eq!(hints.step_millis, 15_000);
-        assert_eq!(hints.func.map(|f| f.name).as_deref(), Some("sum"));
-        assert_eq!(
-            hints.grouping.map(|g| g.labels),
-            Some(vec!["cluster".to_owned()])
-        );
-    }
-
-    #[test]
-    fn matchers_convert() {
-        let matcher = PromMatcher::new(PromMatchType::Regex, "job", "a.*").expect("matcher");
-        let converted = convert_matcher(&matcher).expect("convert");
-        assert!(converted.matches("abc"));
-        assert!(!converted.matches("xabc"));
-        let labels = Labels::from_pairs([("b", "2"), ("a", "1")]);
-        assert_eq!(convert_labels(&labels).get("a"), Some("1"));
-    }
-}
+mod tests;

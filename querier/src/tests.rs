@@ -45,6 +45,29 @@ fn thanos_flags_parse() {
     let explicit = Config::try_parse_from(["strata-querier", "--query.partial-response=false"])
         .expect("explicit");
     assert!(!explicit.partial_response_enabled());
+    assert!(defaults.query_dynamic_lookback_delta);
+    let off = Config::try_parse_from(["strata-querier", "--query.dynamic-lookback-delta=false"])
+        .expect("hidden flag");
+    assert!(!off.query_dynamic_lookback_delta);
+}
+
+#[test]
+fn lookback_delta_follows_the_resolution_as_thanos_does() {
+    use api::dynamic_lookback_delta;
+    let minutes = |m: u64| Duration::from_secs(m * 60);
+    // Default 5m: raw and 5m data keep it; anything coarser than 5m may read hourly points.
+    assert_eq!(dynamic_lookback_delta(minutes(5), 0), minutes(5));
+    assert_eq!(dynamic_lookback_delta(minutes(5), 300_000), minutes(5));
+    assert_eq!(dynamic_lookback_delta(minutes(5), 360_000), minutes(60));
+    assert_eq!(dynamic_lookback_delta(minutes(5), 3_600_000), minutes(60));
+    // A small configured delta grows to 5m for 5m data.
+    assert_eq!(dynamic_lookback_delta(minutes(1), 120_000), minutes(5));
+    assert_eq!(dynamic_lookback_delta(minutes(1), 60_000), minutes(1));
+    // A configured delta above a resolution is kept.
+    assert_eq!(dynamic_lookback_delta(minutes(90), 300_000), minutes(90));
+    assert_eq!(dynamic_lookback_delta(minutes(90), 3_600_000), minutes(90));
+    assert_eq!(dynamic_lookback_delta(minutes(10), 600_000), minutes(10));
+    assert_eq!(dynamic_lookback_delta(minutes(10), 700_000), minutes(60));
 }
 
 #[tokio::test]

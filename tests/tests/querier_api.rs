@@ -892,6 +892,13 @@ async fn downsampled_aggregates_are_read_per_function() -> anyhow::Result<()> {
         ("avg_over_time(temperature[1h])", 20.0),
         ("max_over_time(temperature[1h])", 22.0),
         ("min_over_time(temperature[1h])", 18.0),
+        // count_over_time sums the count aggregate (20 raw samples per 5m window) and
+        // sum_over_time the sum aggregate: the closed 1h range holds 13 window points here
+        // (window ends fall on both of its edges).
+        ("count_over_time(temperature[1h])", 13.0 * 20.0),
+        ("sum_over_time(temperature[1h])", 13.0 * 20.0 * 20.0),
+        // count counts series, whatever the count aggregate holds.
+        ("count(temperature)", 1.0),
         // Rate-like functions read the counter aggregate.
         ("rate(temperature[1h])", 3.0),
     ] {

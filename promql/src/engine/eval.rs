@@ -18,7 +18,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::matcher::{MatchType, Matcher};
-use crate::storage::{Querier, Queryable, SelectHints};
+use crate::storage::{Querier, Queryable, SelectHints, ValueKind};
 use crate::value::{Point, Sample, Series, Value, is_stale_nan};
 
 /// Deadline and cancellation of one query.
@@ -544,25 +544,33 @@ impl<'a> Evaluator<'a> {
         extra: &SelectHintsExtra,
     ) -> Result<Vec<Series>> {
         let mut out = Vec::new();
-        self.stream_matrix(spec, range, rng, extra, &mut |labels, points| {
-            out.push(Series {
-                labels,
-                points: points.to_vec(),
-            });
-            Ok(())
-        })?;
+        // A top-level range vector shows the samples as storage returned them.
+        self.stream_matrix(
+            spec,
+            range,
+            rng,
+            extra,
+            &mut |labels, _value_kind, points| {
+                out.push(Series {
+                    labels,
+                    points: points.to_vec(),
+                });
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
     /// Streams each series of a range selector (samples over the union of all step windows,
-    /// stale markers removed) to `sink`, one series in memory at a time.
+    /// stale markers removed) to `sink` with what its values stand for, one series in memory
+    /// at a time.
     pub fn stream_matrix(
         &mut self,
         spec: &SelectorSpec,
         range: i64,
         rng: StepRange,
         extra: &SelectHintsExtra,
-        sink: &mut dyn FnMut(Labels, &[Point]) -> Result<()>,
+        sink: &mut MatrixSink<'_>,
     ) -> Result<()> {
         let (first_ref, last_ref) = spec.ref_bounds(rng);
         let (data_start, data_end) =
@@ -592,7 +600,7 @@ impl<'a> Evaluator<'a> {
             // The series' samples are held while its windows are evaluated.
             self.add_samples(buf.len())?;
             let labels = series.labels;
-            let result = sink(labels, &buf);
+            let result = sink(labels, series.value_kind, &buf);
             self.release_samples(buf.len());
             result?;
         }
@@ -693,6 +701,10 @@ impl<'a> Evaluator<'a> {
         Ok((series, spec, range))
     }
 }
+
+/// Receives each series of a range selector: its labels, what its values stand for, and its
+/// samples over the union of all step windows.
+pub(crate) type MatrixSink<'s> = dyn FnMut(Labels, ValueKind, &[Point]) -> Result<()> + 's;
 
 /// Hints about the enclosing function or aggregation, passed to storage.
 #[derive(Clone, Debug, Default)]

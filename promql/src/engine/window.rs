@@ -5,6 +5,9 @@
 //! sample a constant number of times instead of re-reading the window at every step. The
 //! arithmetic of each function follows Prometheus 2.42 operation by operation (plain vs Kahan
 //! sums, the 2.42 rate extrapolation order) so results match to the last bit where it matters.
+//!
+//! `count_over_time` over a range selector whose storage series carries pre-aggregated counts
+//! ([`ValueKind::RawSampleCounts`], downsampled data) sums them, so it counts raw samples.
 
 use promql_parser::parser::Expr;
 
@@ -13,6 +16,7 @@ use super::functions::quantile;
 use super::vector::{LabelsTable, StepVectors, duplicate_labelset};
 use crate::error::{Error, Result};
 use crate::labels::Labels;
+use crate::storage::ValueKind;
 use crate::value::{Point, Series};
 
 /// The range-vector functions, resolved once per call instead of per window.
@@ -206,17 +210,17 @@ pub(crate) fn stream_range_function(
             // bounded batches and emitted in input order, so results do not depend on threads.
             if job.threads <= 1 {
                 // One thread: compute each series' column straight from the storage buffer.
-                ev.stream_matrix(&spec, range, rng, &extra, &mut |labels, points| {
-                    let column = compute_column(&job, points)?;
+                ev.stream_matrix(&spec, range, rng, &extra, &mut |labels, kind, points| {
+                    let column = compute_column(&job, kind, points)?;
                     emit(labels, column)
                 })?;
                 return Ok(());
             }
-            let mut batch: Vec<(Labels, Vec<Point>)> = Vec::new();
+            let mut batch: Vec<(Labels, ValueKind, Vec<Point>)> = Vec::new();
             let mut batch_points = 0usize;
-            ev.stream_matrix(&spec, range, rng, &extra, &mut |labels, points| {
+            ev.stream_matrix(&spec, range, rng, &extra, &mut |labels, kind, points| {
                 batch_points += points.len();
-                batch.push((labels, points.to_vec()));
+                batch.push((labels, kind, points.to_vec()));
                 if batch.len() >= BATCH_SERIES || batch_points >= BATCH_POINTS {
                     batch_points = 0;
                     flush_batch(&job, &mut batch, &mut emit)?;
@@ -238,8 +242,11 @@ pub(crate) fn stream_range_function(
                 scalar_args: &scalar_args,
                 threads: ev.threads(),
             };
-            let mut batch: Vec<(Labels, Vec<Point>)> =
-                series.into_iter().map(|s| (s.labels, s.points)).collect();
+            // A subquery's points are evaluated values, whatever its selectors read.
+            let mut batch: Vec<(Labels, ValueKind, Vec<Point>)> = series
+                .into_iter()
+                .map(|s| (s.labels, ValueKind::Observed, s.points))
+                .collect();
             flush_batch(&job, &mut batch, &mut emit)?;
         }
         _ => {
@@ -286,7 +293,7 @@ struct ColumnJob<'a> {
 /// Computes the columns of a batch (in parallel when it pays) and emits them in order.
 fn flush_batch(
     job: &ColumnJob<'_>,
-    batch: &mut Vec<(Labels, Vec<Point>)>,
+    batch: &mut Vec<(Labels, ValueKind, Vec<Point>)>,
     emit: &mut dyn FnMut(Labels, Vec<(usize, f64)>) -> Result<()>,
 ) -> Result<()> {
     if batch.is_empty() {
@@ -298,7 +305,7 @@ fn flush_batch(
     {
         batch
             .iter()
-            .map(|(_, points)| compute_column(job, points))
+            .map(|(_, kind, points)| compute_column(job, *kind, points))
             .collect()
     } else {
         let chunk = batch.len().div_ceil(threads);
@@ -309,13 +316,15 @@ fn flush_batch(
                 .map(|part| {
                     scope.spawn(move || {
                         part.iter()
-                            .map(|(_, p)| compute_column(job, p))
+                            .map(|(_, kind, p)| compute_column(job, *kind, p))
                             .collect::<Vec<_>>()
                     })
                 })
                 .collect();
-            let mut out: Vec<Result<Vec<(usize, f64)>>> =
-                first.iter().map(|(_, p)| compute_column(job, p)).collect();
+            let mut out: Vec<Result<Vec<(usize, f64)>>> = first
+                .iter()
+                .map(|(_, kind, p)| compute_column(job, *kind, p))
+                .collect();
             for h in handles {
                 match h.join() {
                     Ok(cols) => out.extend(cols),
@@ -325,14 +334,18 @@ fn flush_batch(
             out
         })
     };
-    for ((labels, _), column) in batch.drain(..).zip(columns) {
+    for ((labels, _, _), column) in batch.drain(..).zip(columns) {
         emit(labels, column?)?;
     }
     Ok(())
 }
 
 /// Slides the window over one series' samples and computes the function at every step.
-fn compute_column(job: &ColumnJob<'_>, points: &[Point]) -> Result<Vec<(usize, f64)>> {
+fn compute_column(
+    job: &ColumnJob<'_>,
+    kind: ValueKind,
+    points: &[Point],
+) -> Result<Vec<(usize, f64)>> {
     let mut column: Vec<(usize, f64)> = Vec::new();
     let resets = if matches!(job.func, RangeFn::Rate | RangeFn::Increase) {
         reset_prefix(points)
@@ -370,7 +383,7 @@ fn compute_column(job: &ColumnJob<'_>, points: &[Point]) -> Result<Vec<(usize, f
             (Some(a), Some(b)) => b - a,
             _ => 1,
         };
-        if let Some(v) = apply(job.func, window, &ctx, reset_count)? {
+        if let Some(v) = apply(job.func, kind, window, &ctx, reset_count)? {
             column.push((i, v));
         }
     }
@@ -392,8 +405,14 @@ fn reset_prefix(points: &[Point]) -> Vec<u32> {
     out
 }
 
-/// Computes one function over one non-empty window.
-fn apply(func: RangeFn, w: &[Point], ctx: &WindowCtx, reset_count: u32) -> Result<Option<f64>> {
+/// Computes one function over one non-empty window of samples whose values are `kind`.
+fn apply(
+    func: RangeFn,
+    kind: ValueKind,
+    w: &[Point],
+    ctx: &WindowCtx,
+    reset_count: u32,
+) -> Result<Option<f64>> {
     let Some(first) = w.first() else {
         return Ok(None);
     };
@@ -470,7 +489,12 @@ fn apply(func: RangeFn, w: &[Point], ctx: &WindowCtx, reset_count: u32) -> Resul
             }
             Some(if sum.is_infinite() { sum } else { sum + c })
         }
-        RangeFn::CountOverTime => Some(w.len() as f64),
+        RangeFn::CountOverTime => Some(match kind {
+            ValueKind::Observed => w.len() as f64,
+            // Pre-aggregated counts (downsampled data): the raw samples they stand for. Counts
+            // are integers, so the plain sum is exact.
+            ValueKind::RawSampleCounts => w.iter().map(|p| p.v).sum(),
+        }),
         RangeFn::QuantileOverTime => {
             let mut values: Vec<f64> = w.iter().map(|p| p.v).collect();
             Some(quantile(ctx.scalars[0], &mut values))

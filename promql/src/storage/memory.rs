@@ -141,13 +141,13 @@ impl SeriesSet for MemorySeriesSet<'_> {
                 // Like a block querier, a series without samples in range is not returned.
                 continue;
             }
-            return Ok(Some(StorageSeries {
-                labels: labels.clone(),
-                samples: Box::new(SliceIterator {
+            return Ok(Some(StorageSeries::new(
+                labels.clone(),
+                Box::new(SliceIterator {
                     points: slice,
                     pos: 0,
                 }),
-            }));
+            )));
         }
     }
 }

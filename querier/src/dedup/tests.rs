@@ -239,3 +239,49 @@ fn counter_aggregates_are_read_with_resets_applied() {
     ));
     assert_eq!(out, vec![(10, 1.0), (30, 5.0), (50, 6.0), (70, 15.0)]);
 }
+
+#[test]
+fn count_mode_reads_raw_samples_as_one_each() {
+    let stale = f64::from_bits(strata_promql::value::STALE_NAN_BITS);
+    let raw = xor_chunk(&[
+        (1_000, 7.5),
+        (2_000, -3.0),
+        (3_000, stale),
+        (4_000, f64::NAN),
+    ]);
+    let mut out = Vec::new();
+    decode_chunk(&raw, ChunkReadMode::Count, &mut out).expect("decode");
+    let values: Vec<u64> = out.iter().map(|(_, v)| v.to_bits()).collect();
+    // A stale marker still ends the series; any other sample (NaN too) is one raw sample.
+    assert_eq!(
+        values,
+        [
+            1.0_f64.to_bits(),
+            1.0_f64.to_bits(),
+            stale.to_bits(),
+            1.0_f64.to_bits()
+        ]
+    );
+    // The other modes read raw values as they are.
+    out.clear();
+    decode_chunk(&raw, ChunkReadMode::Max, &mut out).expect("decode");
+    assert_eq!(out[0], (1_000, 7.5));
+
+    assert_eq!(
+        ChunkReadMode::for_function(Some("count_over_time")).value_kind(),
+        strata_promql::ValueKind::RawSampleCounts
+    );
+    assert_eq!(
+        ChunkReadMode::for_function(Some("count")).value_kind(),
+        strata_promql::ValueKind::RawSampleCounts
+    );
+    // count_values groups by value: it reads the average, not the count aggregate.
+    assert_eq!(
+        ChunkReadMode::for_function(Some("count_values")),
+        ChunkReadMode::Average
+    );
+    assert_eq!(
+        ChunkReadMode::for_function(Some("sum_over_time")).value_kind(),
+        strata_promql::ValueKind::Observed
+    );
+}

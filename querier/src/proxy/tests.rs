@@ -83,7 +83,7 @@ async fn serve<S: Store>(store: S, shutdown: &CancellationToken) -> SocketAddr {
     address
 }
 
-async fn proxy_for(addresses: &[SocketAddr], response_timeout: Duration) -> Proxy {
+pub(crate) async fn proxy_for(addresses: &[SocketAddr], response_timeout: Duration) -> Proxy {
     let metrics = QuerierMetrics::new(&MetricsRegistry::new());
     let discovery = Discovery::new(
         addresses

@@ -172,9 +172,9 @@ impl SeriesSet for LocalSeriesSet<'_> {
                 .count();
         self.next = end;
         let parts = &self.selected[start..end];
-        Ok(Some(StorageSeries {
-            labels: to_promql_labels(&parts[0].0),
-            samples: Box::new(MergedSamples {
+        Ok(Some(StorageSeries::new(
+            to_promql_labels(&parts[0].0),
+            Box::new(MergedSamples {
                 parts,
                 current: 0,
                 position: None,
@@ -182,7 +182,7 @@ impl SeriesSet for LocalSeriesSet<'_> {
                 mint: self.mint,
                 maxt: self.maxt,
             }),
-        }))
+        )))
     }
 }
 
