@@ -96,6 +96,7 @@ async fn proxy_for(addresses: &[SocketAddr], response_timeout: Duration) -> Prox
         Vec::new(),
         Duration::from_secs(300),
         Duration::from_secs(30),
+        strata_common::dns::Resolver::system(),
         metrics.clone(),
     );
     let endpoints = Arc::new(EndpointSet::new(
