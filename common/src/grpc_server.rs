@@ -12,6 +12,7 @@
 //! encoding limit with [`MAX_MESSAGE_SIZE`], as Thanos does, and decode requests up to
 //! [`MAX_REQUEST_SIZE`].
 
+pub mod deadline;
 mod health;
 mod metrics;
 mod snappy;
