@@ -48,13 +48,13 @@ impl AsyncRead for PrefaceDeadline {
         buffer: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
-        if let Some(deadline) = this.deadline.as_mut() {
-            if deadline.as_mut().poll(context).is_ready() {
-                return Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "client did not send the connection preface in time",
-                )));
-            }
+        if let Some(deadline) = this.deadline.as_mut()
+            && deadline.as_mut().poll(context).is_ready()
+        {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client did not send the connection preface in time",
+            )));
         }
         let before = buffer.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(context, buffer);
