@@ -217,6 +217,9 @@ pub enum Error {
 
     #[error("parse --selector.relabel-config: {reason}")]
     RelabelConfig { reason: String },
+
+    #[error("dns lookup of {address:?}: {reason}")]
+    Dns { address: String, reason: String },
 }
 
 impl ClassifiedError for Error {
@@ -230,7 +233,7 @@ impl ClassifiedError for Error {
             Self::TracingConfig { .. }
             | Self::InvalidEndpoint { .. }
             | Self::GrpcServerTls { .. } => ErrorCode::BadData,
-            Self::Connect { .. } => ErrorCode::Unavailable,
+            Self::Connect { .. } | Self::Dns { .. } => ErrorCode::Unavailable,
             Self::Call { source, .. } => ErrorCode::from_grpc_code(source.code()),
             Self::Bind { .. }
             | Self::ResolveAddress { .. }

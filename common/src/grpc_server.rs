@@ -5,6 +5,11 @@
 //! `grpc_server_started_total`, `grpc_server_handled_total` and `grpc_server_handling_seconds`
 //! with labels `grpc_service`, `grpc_method`, `grpc_type` (and `grpc_code` on handled).
 //!
+//! A client cannot pin a connection: the first bytes must arrive within [`PREFACE_TIMEOUT`],
+//! then HTTP/2 keepalive pings must be answered, a connection carries at most
+//! [`MAX_CONCURRENT_STREAMS`] calls, and after its max age plus [`MAX_CONNECTION_AGE_GRACE`] it
+//! is closed. Deadlines of streaming calls are the handlers' job ([`deadline`]).
+//!
 //! Requests compressed with Thanos's `snappy` codec (framed snappy) are accepted
 //! ([`SnappyRequestLayer`]).
 //!
@@ -12,13 +17,16 @@
 //! encoding limit with [`MAX_MESSAGE_SIZE`], as Thanos does, and decode requests up to
 //! [`MAX_REQUEST_SIZE`].
 
+pub mod deadline;
 mod health;
 mod metrics;
+mod preface;
 mod snappy;
 
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -43,8 +51,51 @@ pub const MAX_REQUEST_SIZE: usize = snappy::MAX_REQUEST_BYTES;
 
 /// Thanos's server keepalive: a ping every 10s of idleness, answered within 5s (reference
 /// thanos.md section 1.4). Clients pinging more often than every 10s are what Go would reject.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A peer that stops answering pings (hung, partitioned) is disconnected after the timeout.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a new connection may take to send its first 24 bytes (HTTP/2 preface or TLS
+/// ClientHello); keepalive pings only start after that ([`preface`]).
+pub const PREFACE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Concurrent streams (calls) per connection. grpc-go's default is unlimited; one querier's
+/// connection to a store carries the Series calls of its concurrent queries (20 queries with a
+/// few selects each by default), so 1024 never limits a real client but stops one connection
+/// from opening streams without bound.
+pub const MAX_CONCURRENT_STREAMS: u32 = 1024;
+
+/// After `--grpc-server-max-connection-age` a connection is asked to close (GOAWAY); one that
+/// still has calls open after this much more is closed (grpc-go's MaxConnectionAgeGrace,
+/// unlimited in Thanos). Ten minutes lets any real Series stream finish.
+pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(600);
+
+/// HTTP/2 resets of not-yet-accepted streams tolerated per connection ("rapid reset",
+/// CVE-2023-44487); hyper's default of 20, stated so it is not lost in an upgrade.
+const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+
+/// The transport limits of one gRPC server; [`Default`] is the production setting, tests
+/// shorten the timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcLimits {
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub preface_timeout: Duration,
+    pub max_concurrent_streams: u32,
+    pub max_connection_age_grace: Duration,
+}
+
+impl Default for GrpcLimits {
+    fn default() -> Self {
+        Self {
+            keepalive_interval: KEEPALIVE_INTERVAL,
+            keepalive_timeout: KEEPALIVE_TIMEOUT,
+            preface_timeout: PREFACE_TIMEOUT,
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+            max_connection_age_grace: MAX_CONNECTION_AGE_GRACE,
+        }
+    }
+}
 
 fn read_pem(what: &'static str, path: &str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::ReadFile {
@@ -90,13 +141,17 @@ pub fn server_tls_config(flags: &GrpcServerFlags) -> Result<Option<ServerTlsConf
     Ok(Some(tls))
 }
 
-/// A tonic server builder configured from the flags: TLS, keepalive, connection max age.
-pub fn server_builder(flags: &GrpcServerFlags) -> Result<Server> {
+/// A tonic server builder configured from the flags and `limits`: TLS, keepalive, connection
+/// max age and its grace, the per-connection stream cap.
+pub fn server_builder(flags: &GrpcServerFlags, limits: &GrpcLimits) -> Result<Server> {
     let mut server = Server::builder()
         .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .max_connection_age(flags.grpc_server_max_connection_age);
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS))
+        .max_connection_age(flags.grpc_server_max_connection_age)
+        .max_connection_age_grace(limits.max_connection_age_grace);
     if let Some(tls) = server_tls_config(flags)? {
         server = server.tls_config(tls).map_err(|err| Error::GrpcServerTls {
             reason: err.to_string(),
@@ -113,6 +168,7 @@ pub async fn serve(
     listener: TcpListener,
     routes: tonic::service::Routes,
     shutdown: CancellationToken,
+    limits: GrpcLimits,
 ) -> Result<()> {
     let grace_period = flags.grpc_grace_period;
     let layer = GrpcMetricsLayer::new(GrpcServerMetrics::new(metrics));
@@ -120,13 +176,18 @@ pub async fn serve(
         tracing::info!(address = %address, tls = flags.tls_enabled(), "listening for gRPC");
     }
     let stopping = shutdown.clone();
-    let server = server_builder(flags)?
+    let preface_timeout = limits.preface_timeout;
+    let incoming = TcpListenerStream::new(listener).map(move |accepted| {
+        accepted.map(|stream| {
+            let _ = stream.set_nodelay(true);
+            preface::PrefaceDeadline::new(stream, preface_timeout)
+        })
+    });
+    let server = server_builder(flags, &limits)?
         .layer(layer)
         .layer(SnappyRequestLayer)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            stopping.cancelled().await
-        });
+        .serve_with_incoming_shutdown(incoming, async move { stopping.cancelled().await });
     let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(|source| Error::ServeGrpc { source }),
@@ -159,7 +220,15 @@ pub async fn start(
     let flags = flags.clone();
     let metrics = metrics.clone();
     shutdown.spawn("grpc-server", move |token| async move {
-        serve(&flags, &metrics, listener, routes, token).await
+        serve(
+            &flags,
+            &metrics,
+            listener,
+            routes,
+            token,
+            GrpcLimits::default(),
+        )
+        .await
     });
     Ok(address)
 }

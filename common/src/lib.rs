@@ -2,6 +2,7 @@
 //! objstore.yml, labels and matchers, StoreAPI glue, the block shipper, telemetry, the HTTP and gRPC servers,
 //! Thanos-compatible flag groups and the shutdown tree. One module per concern.
 
+pub mod dns;
 pub mod error;
 pub mod flags;
 pub mod grpc_server;

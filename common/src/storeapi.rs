@@ -160,8 +160,12 @@ impl StoreApiClient {
         }
     }
 
-    /// Calls `Series` and returns its stream of frames.
-    pub async fn series(&mut self, request: thanos::SeriesRequest) -> Result<SeriesStream> {
+    /// Calls `Series` and returns its stream of frames. A `tonic::Request` may carry a timeout,
+    /// sent as `grpc-timeout` so the store knows the caller's deadline.
+    pub async fn series(
+        &mut self,
+        request: impl tonic::IntoRequest<thanos::SeriesRequest>,
+    ) -> Result<SeriesStream> {
         let frames = self
             .store
             .series(request)

@@ -14,7 +14,6 @@
 //! (reference/thanos.md 4.3).
 
 pub mod discovery;
-pub mod dns;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -55,10 +55,6 @@ pub enum Error {
     #[error("read store sd file {path}: {reason}")]
     SdFile { path: PathBuf, reason: String },
 
-    /// A DNS lookup of an endpoint failed.
-    #[error("resolve endpoint {address}: {reason}")]
-    Resolve { address: String, reason: String },
-
     /// A flag's value cannot be used; start-up stops naming it.
     #[error("invalid --{flag}={value:?}: expected {expected}")]
     BadFlag {
@@ -83,7 +79,7 @@ impl ClassifiedError for Error {
             Self::Promql(err) => promql_error_code(err),
             Self::QueueTimeout => ErrorCode::Timeout,
             Self::Task { .. } => ErrorCode::Internal,
-            Self::SdFile { .. } | Self::Resolve { .. } => ErrorCode::Unavailable,
+            Self::SdFile { .. } => ErrorCode::Unavailable,
             Self::Common(err) => err.error_code(),
         }
     }

@@ -145,6 +145,7 @@ pub async fn start(
         config.store_sd_files.clone(),
         config.store_sd_interval,
         config.store_sd_dns_interval,
+        strata_common::dns::Resolver::system(),
         metrics.clone(),
     );
     // Check the client TLS flags before anything listens: a bad CA path fails startup.

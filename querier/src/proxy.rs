@@ -259,6 +259,11 @@ impl Proxy {
                 None => store_failure(&address, ErrorCode::Timeout, what.to_owned()),
             }
         };
+        let mut request = tonic::Request::new(request);
+        if let Some(deadline) = query.deadline {
+            // The store learns the caller's deadline too, so it can stop its own work.
+            request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
         let mut client = endpoint.client();
         let series_call = client.series(request);
         let mut stream = match timeout {

@@ -3,11 +3,16 @@
 //! HTTP API; merged series are streamed as they are merged. The Info API advertises the union
 //! of the healthy stores' label sets and time range, and `without_replica_labels` support (the
 //! fan-out strips and re-sorts itself).
+//!
+//! The caller's gRPC deadline (`grpc-timeout`) bounds the whole fan-out: stores are asked with
+//! what is left of it, and when it passes the stream ends with `DeadlineExceeded` and the
+//! fan-out is dropped, so a stalled store cannot hold a stacked querier's call open forever.
 
 use std::pin::Pin;
 
 use futures::Stream;
 use strata_common::error::ClassifiedError;
+use strata_common::grpc_server::deadline::request_deadline;
 use strata_common::labels::{labels_to_proto, matchers_from_proto};
 use strata_proto::thanos;
 use strata_proto::thanos::info::info_server::{Info, InfoServer};
@@ -68,6 +73,17 @@ fn partial_response(strategy: i32, disabled: bool) -> bool {
     !disabled && strategy != thanos::PartialResponseStrategy::Abort as i32
 }
 
+/// A late answer is no answer: stores cut at the deadline became warnings, but the caller
+/// has given up by now.
+fn check_deadline(deadline: Option<std::time::Instant>) -> Result<(), Status> {
+    match deadline {
+        Some(at) if std::time::Instant::now() >= at => Err(Status::deadline_exceeded(
+            "deadline of the labels request exceeded",
+        )),
+        _ => Ok(()),
+    }
+}
+
 type FrameStream = Pin<Box<dyn Stream<Item = Result<thanos::SeriesResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -97,6 +113,7 @@ impl Store for ProxyStore {
         &self,
         request: Request<thanos::SeriesRequest>,
     ) -> Result<Response<Self::SeriesStream>, Status> {
+        let deadline = request_deadline(&request);
         let request = request.into_inner();
         let matchers =
             matchers_from_proto(&request.matchers).map_err(|err| err.to_grpc_status())?;
@@ -118,7 +135,7 @@ impl Store for ProxyStore {
                 .filter_map(|aggr| thanos::Aggr::try_from(*aggr).ok())
                 .collect(),
             query_hints: request.query_hints.clone(),
-            deadline: None,
+            deadline,
         };
         let warnings = Warnings::default();
         let mut merged = self
@@ -127,11 +144,26 @@ impl Store for ProxyStore {
             .map_err(|err| err.to_grpc_status())?;
         let (sender, receiver) = tokio::sync::mpsc::channel(FRAME_BUFFER);
         tokio::spawn(async move {
+            let expired = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut expired = std::pin::pin!(expired);
             loop {
                 // A client that went away ends the fan-out at once, even mid-wait.
                 let next = tokio::select! {
                     biased;
                     () = sender.closed() => return,
+                    () = &mut expired => {
+                        let _ = sender
+                            .send(Err(Status::deadline_exceeded(
+                                "deadline of the series request exceeded",
+                            )))
+                            .await;
+                        return;
+                    }
                     next = merged.recv() => next,
                 };
                 let Some(item) = next else { break };
@@ -162,6 +194,7 @@ impl Store for ProxyStore {
         &self,
         request: Request<thanos::LabelNamesRequest>,
     ) -> Result<Response<thanos::LabelNamesResponse>, Status> {
+        let deadline = request_deadline(&request);
         let request = request.into_inner();
         let query = LabelsQuery {
             min_time: request.start,
@@ -172,7 +205,7 @@ impl Store for ProxyStore {
                 request.partial_response_strategy,
                 request.partial_response_disabled,
             ),
-            deadline: None,
+            deadline,
         };
         let warnings = Warnings::default();
         let names = self
@@ -180,6 +213,7 @@ impl Store for ProxyStore {
             .label_names(query, &warnings)
             .await
             .map_err(|err| err.to_grpc_status())?;
+        check_deadline(deadline)?;
         Ok(Response::new(thanos::LabelNamesResponse {
             names,
             warnings: warnings.take(),
@@ -191,6 +225,7 @@ impl Store for ProxyStore {
         &self,
         request: Request<thanos::LabelValuesRequest>,
     ) -> Result<Response<thanos::LabelValuesResponse>, Status> {
+        let deadline = request_deadline(&request);
         let request = request.into_inner();
         let query = LabelsQuery {
             min_time: request.start,
@@ -201,7 +236,7 @@ impl Store for ProxyStore {
                 request.partial_response_strategy,
                 request.partial_response_disabled,
             ),
-            deadline: None,
+            deadline,
         };
         let warnings = Warnings::default();
         let values = self
@@ -209,6 +244,7 @@ impl Store for ProxyStore {
             .label_values(&request.label, query, &warnings)
             .await
             .map_err(|err| err.to_grpc_status())?;
+        check_deadline(deadline)?;
         Ok(Response::new(thanos::LabelValuesResponse {
             values,
             warnings: warnings.take(),

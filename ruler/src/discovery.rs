@@ -6,8 +6,8 @@
 //! - `dnssrv+_http._tcp.name`: SRV lookup, then A/AAAA of each target, with the record's port;
 //! - `dnssrvnoa+_http._tcp.name`: SRV lookup, the targets' names used as they are.
 //!
-//! Lookups go through hickory-resolver with the system's resolv.conf (search domains and
-//! ndots, so short Kubernetes service names work). Names are re-resolved every DNS interval
+//! Lookups go through [`strata_common::dns::Resolver`] (hickory-resolver with the system's
+//! resolv.conf: search domains and ndots, so short Kubernetes service names work). Names are re-resolved every DNS interval
 //! and files re-read every SD interval; a failed lookup keeps the previous result, so a DNS
 //! hiccup does not drop healthy endpoints.
 
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
+use strata_common::dns::{Resolver, is_dns_address};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -47,75 +48,6 @@ pub fn read_sd_file(path: &std::path::Path) -> Result<Vec<String>> {
     Ok(groups.into_iter().flat_map(|group| group.targets).collect())
 }
 
-fn resolver() -> std::result::Result<hickory_resolver::TokioResolver, String> {
-    hickory_resolver::TokioResolver::builder_tokio()
-        .map_err(|err| err.to_string())?
-        .build()
-        .map_err(|err| err.to_string())
-}
-
-async fn srv(name: &str) -> std::result::Result<Vec<(String, u16)>, String> {
-    let resolver = resolver()?;
-    let lookup = resolver
-        .srv_lookup(name)
-        .await
-        .map_err(|err| err.to_string())?;
-    Ok(lookup
-        .answers()
-        .iter()
-        .filter_map(|record| match &record.data {
-            hickory_resolver::proto::rr::RData::SRV(srv) => Some((
-                srv.target.to_utf8().trim_end_matches('.').to_owned(),
-                srv.port,
-            )),
-            _ => None,
-        })
-        .collect())
-}
-
-/// Resolves one address (with or without a DNS prefix) to `host:port` strings.
-pub async fn resolve(address: &str) -> Result<Vec<String>> {
-    let resolve_error = |reason: String| Error::Resolve {
-        address: address.to_owned(),
-        reason,
-    };
-    if let Some(name) = address.strip_prefix("dns+") {
-        let (host, port) = name
-            .rsplit_once(':')
-            .ok_or_else(|| resolve_error("missing port in address given for dns lookup".into()))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| resolve_error(format!("invalid port {port:?}")))?;
-        let found = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|err| resolve_error(err.to_string()))?;
-        let mut out: Vec<String> = found.map(|address| address.to_string()).collect();
-        out.sort();
-        out.dedup();
-        return Ok(out);
-    }
-    if let Some(name) = address.strip_prefix("dnssrvnoa+") {
-        let records = srv(name).await.map_err(resolve_error)?;
-        return Ok(records
-            .into_iter()
-            .map(|(target, port)| format!("{target}:{port}"))
-            .collect());
-    }
-    if let Some(name) = address.strip_prefix("dnssrv+") {
-        let mut out = Vec::new();
-        for (target, port) in srv(name).await.map_err(resolve_error)? {
-            let found = tokio::net::lookup_host((target.as_str(), port))
-                .await
-                .map_err(|err| resolve_error(format!("{target}: {err}")))?;
-            out.extend(found.map(|address| address.to_string()));
-        }
-        out.sort();
-        out.dedup();
-        return Ok(out);
-    }
-    Ok(vec![address.to_owned()])
-}
-
 #[derive(Debug, Default)]
 struct State {
     files_read_at: Option<Instant>,
@@ -139,6 +71,7 @@ pub struct Discovery {
     sd_files: Vec<PathBuf>,
     sd_interval: Duration,
     dns_interval: Duration,
+    resolver: Resolver,
     metrics: DnsMetrics,
     state: Mutex<State>,
 }
@@ -149,6 +82,7 @@ impl Discovery {
         sd_files: Vec<PathBuf>,
         sd_interval: Duration,
         dns_interval: Duration,
+        resolver: Resolver,
         metrics: DnsMetrics,
     ) -> Self {
         Self {
@@ -156,6 +90,7 @@ impl Discovery {
             sd_files,
             sd_interval,
             dns_interval,
+            resolver,
             metrics,
             state: Mutex::new(State::default()),
         }
@@ -195,16 +130,13 @@ impl Discovery {
             .is_none_or(|at| at.elapsed() >= self.dns_interval);
         let mut out = Vec::new();
         for address in &configured {
-            let is_dns = ["dns+", "dnssrv+", "dnssrvnoa+"]
-                .iter()
-                .any(|prefix| address.starts_with(prefix));
-            if !is_dns {
+            if !is_dns_address(address) {
                 out.push(address.clone());
                 continue;
             }
             if dns_due || !state.resolved.contains_key(address) {
                 self.metrics.lookups.inc();
-                match resolve(address).await {
+                match self.resolver.resolve(address).await {
                     Ok(found) => {
                         state.resolved.insert(address.clone(), found);
                     }
@@ -278,17 +210,5 @@ mod tests {
                 String::new()
             )
         );
-    }
-
-    #[tokio::test]
-    async fn static_and_dns_addresses_resolve() {
-        assert_eq!(
-            resolve("10.0.0.1:9090").await.expect("static"),
-            vec!["10.0.0.1:9090".to_owned()]
-        );
-        let found = resolve("dns+localhost:9090").await.expect("localhost");
-        assert!(found.iter().all(|a| a.ends_with(":9090")), "{found:?}");
-        assert!(!found.is_empty());
-        assert!(resolve("dns+localhost").await.is_err());
     }
 }

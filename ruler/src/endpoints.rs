@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use strata_common::dns::Resolver;
+
 use crate::discovery::{Discovery, DnsMetrics, split_url};
 use crate::error::{Error, Result};
 
@@ -146,6 +148,7 @@ impl EndpointGroup {
         default_timeout: Duration,
         sd_interval: Duration,
         dns_interval: Duration,
+        resolver: &Resolver,
         metrics: DnsMetrics,
     ) -> Result<Self> {
         if config.grpc_config.is_some() {
@@ -264,6 +267,7 @@ impl EndpointGroup {
                 files,
                 file_interval,
                 dns_interval,
+                resolver.clone(),
                 metrics,
             ),
             basic_auth,
@@ -278,6 +282,7 @@ impl EndpointGroup {
         timeout: Duration,
         sd_interval: Duration,
         dns_interval: Duration,
+        resolver: &Resolver,
         metrics: DnsMetrics,
     ) -> Result<Self> {
         let (scheme, auth, host, path) = split_url(url);
@@ -295,7 +300,14 @@ impl EndpointGroup {
             path_prefix: path,
             ..Default::default()
         };
-        Self::from_config(&config, timeout, sd_interval, dns_interval, metrics)
+        Self::from_config(
+            &config,
+            timeout,
+            sd_interval,
+            dns_interval,
+            resolver,
+            metrics,
+        )
     }
 
     /// Full URLs of `api_path` on every resolved host.
@@ -339,6 +351,7 @@ mod tests {
             Duration::from_secs(5),
             Duration::from_secs(60),
             Duration::from_secs(30),
+            &Resolver::system(),
             DnsMetrics::default(),
         )
         .expect("group");
@@ -358,6 +371,7 @@ mod tests {
             Duration::from_secs(10),
             Duration::from_secs(60),
             Duration::from_secs(30),
+            &Resolver::system(),
             DnsMetrics::default(),
         )
         .expect("group");
@@ -371,6 +385,7 @@ mod tests {
             Duration::from_secs(10),
             Duration::from_secs(60),
             Duration::from_secs(30),
+            &Resolver::system(),
             DnsMetrics::default(),
         )
         .expect_err("v1 refused");
@@ -384,6 +399,7 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_secs(60),
             Duration::from_secs(30),
+            &Resolver::system(),
             DnsMetrics::default(),
         )
         .expect("group");

@@ -49,9 +49,6 @@ pub enum Error {
     #[error("rule {rule}: {reason}")]
     Rule { rule: String, reason: String },
 
-    #[error("resolve {address}: {reason}")]
-    Resolve { address: String, reason: String },
-
     #[error("{what} {path}")]
     Io {
         what: &'static str,
@@ -110,9 +107,7 @@ impl ClassifiedError for Error {
             | Error::InvalidFlag { .. }
             | Error::Config { .. }
             | Error::InvalidRequest { .. } => ErrorCode::BadData,
-            Error::NoQueryApiReachable | Error::Query { .. } | Error::Resolve { .. } => {
-                ErrorCode::Unavailable
-            }
+            Error::NoQueryApiReachable | Error::Query { .. } => ErrorCode::Unavailable,
             Error::QueryStatus { status, .. } => match status {
                 400 => ErrorCode::BadData,
                 422 => ErrorCode::Execution,

@@ -39,6 +39,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use strata_common::dns::Resolver;
 use strata_common::http_server::Prober;
 use strata_common::objstore::{Bucket, BucketConfig};
 use strata_common::shipper::{LabelsSource, Shipper, ShipperConfig, ShipperMetrics};
@@ -105,6 +106,7 @@ fn query_groups(config: &Config, metrics: &RuleMetrics) -> Result<Vec<EndpointGr
     // Queries have no timeout of their own in Thanos's flags; a hung querier must not stall
     // a group forever, so each request gets two minutes (Thanos's default query timeout).
     let timeout = Duration::from_secs(120);
+    let resolver = Resolver::system();
     let text = endpoints::read_config_text(
         config.query_config.as_deref(),
         config.query_config_file.as_deref(),
@@ -118,6 +120,7 @@ fn query_groups(config: &Config, metrics: &RuleMetrics) -> Result<Vec<EndpointGr
                 timeout,
                 config.query_sd_interval,
                 config.query_sd_dns_interval,
+                &resolver,
                 metrics.query_dns.clone(),
             )?);
         }
@@ -129,6 +132,7 @@ fn query_groups(config: &Config, metrics: &RuleMetrics) -> Result<Vec<EndpointGr
             timeout,
             config.query_sd_interval,
             config.query_sd_dns_interval,
+            &resolver,
             metrics.query_dns.clone(),
         )?);
     }
@@ -145,6 +149,7 @@ fn query_groups(config: &Config, metrics: &RuleMetrics) -> Result<Vec<EndpointGr
             timeout,
             config.query_sd_interval,
             config.query_sd_dns_interval,
+            &resolver,
             metrics.query_dns.clone(),
         )?);
     }
@@ -152,6 +157,7 @@ fn query_groups(config: &Config, metrics: &RuleMetrics) -> Result<Vec<EndpointGr
 }
 
 fn alertmanager_groups(config: &Config, metrics: &RuleMetrics) -> Result<Vec<EndpointGroup>> {
+    let resolver = Resolver::system();
     let text = endpoints::read_config_text(
         config.alertmanagers_config.as_deref(),
         config.alertmanagers_config_file.as_deref(),
@@ -165,6 +171,7 @@ fn alertmanager_groups(config: &Config, metrics: &RuleMetrics) -> Result<Vec<End
                 config.alertmanagers_send_timeout,
                 Duration::from_secs(300),
                 config.alertmanagers_sd_dns_interval,
+                &resolver,
                 metrics.alertmanagers_dns.clone(),
             )?);
         }
@@ -176,6 +183,7 @@ fn alertmanager_groups(config: &Config, metrics: &RuleMetrics) -> Result<Vec<End
             config.alertmanagers_send_timeout,
             Duration::from_secs(300),
             config.alertmanagers_sd_dns_interval,
+            &resolver,
             metrics.alertmanagers_dns.clone(),
         )?);
     }

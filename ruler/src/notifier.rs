@@ -256,6 +256,7 @@ mod tests {
             std::time::Duration::from_secs(1),
             std::time::Duration::from_secs(60),
             std::time::Duration::from_secs(60),
+            &strata_common::dns::Resolver::system(),
             Default::default(),
         )
         .expect("group");

@@ -51,6 +51,11 @@ pub struct Config {
     #[arg(long = "prometheus.get_config_timeout", env = "STRATA_PROMETHEUS_GET_CONFIG_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub prometheus_get_config_timeout: Duration,
 
+    /// Not a flag (Thanos has none): the longest silence of Prometheus within a remote-read
+    /// answer, [`crate::prometheus::REMOTE_READ_IDLE_TIMEOUT`]; tests shorten it.
+    #[arg(skip = crate::prometheus::REMOTE_READ_IDLE_TIMEOUT)]
+    pub remote_read_idle_timeout: Duration,
+
     /// Path to YAML file with HTTP client configuration for talking to Prometheus.
     #[arg(
         long = "prometheus.http-client-file",

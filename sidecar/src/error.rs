@@ -99,6 +99,8 @@ impl From<strata_common::error::Error> for Error {
 impl ClassifiedError for Error {
     fn error_code(&self) -> ErrorCode {
         match self {
+            // Prometheus stalled: no byte within the remote-read idle timeout.
+            Error::PrometheusRequest { source, .. } if source.is_timeout() => ErrorCode::Timeout,
             // Prometheus is down, restarting or answering 503 while its TSDB loads.
             Error::PrometheusRequest { .. }
             | Error::PrometheusNotReady { .. }

@@ -138,9 +138,10 @@ pub async fn start(
         config.prometheus_http_client.as_deref(),
         config.prometheus_http_client_file.as_deref(),
     )?;
-    let client = PrometheusClient::new(
+    let client = PrometheusClient::with_read_idle_timeout(
         &config.prometheus_url,
         config.prometheus_get_config_timeout,
+        config.remote_read_idle_timeout,
         &http_client,
     )?;
     let retry = config

@@ -22,6 +22,13 @@ use crate::error::{Error, Result};
 const USER_AGENT: &str = concat!("Thanos/", env!("CARGO_PKG_VERSION"), " (strata)");
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest silence tolerated while reading a remote-read answer: waiting for its headers
+/// or for the next bytes of the stream. Not an overall timeout (a long read is a legitimate
+/// stream); Prometheus writes a frame per series batch, so a minute without a byte means it
+/// has stalled, and the Series call fails instead of hanging. Thanos has no flag for this; the
+/// caller's gRPC deadline applies on top ([`crate::store`]).
+pub const REMOTE_READ_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Thanos's `--prometheus.http-client` YAML (the parts that change requests).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,7 +102,7 @@ pub struct PrometheusClient {
     base_url: String,
     /// For the status and label APIs: bounded by `--prometheus.get_config_timeout`.
     client: reqwest::Client,
-    /// For remote read: no overall timeout, a long read is a long stream.
+    /// For remote read: no overall timeout, a long read is a long stream; an idle timeout.
     streaming_client: reqwest::Client,
     timeout: Duration,
     authorization: Option<Secret>,
@@ -184,7 +191,19 @@ fn client_builder(config: &HttpClientConfig) -> Result<reqwest::ClientBuilder> {
 }
 
 impl PrometheusClient {
+    /// A client whose calls other than remote read time out after `timeout`; remote reads
+    /// are cut after [`REMOTE_READ_IDLE_TIMEOUT`] without a byte.
     pub fn new(base_url: &str, timeout: Duration, config: &HttpClientConfig) -> Result<Self> {
+        Self::with_read_idle_timeout(base_url, timeout, REMOTE_READ_IDLE_TIMEOUT, config)
+    }
+
+    /// [`PrometheusClient::new`] with another idle timeout for remote reads.
+    pub fn with_read_idle_timeout(
+        base_url: &str,
+        timeout: Duration,
+        read_idle_timeout: Duration,
+        config: &HttpClientConfig,
+    ) -> Result<Self> {
         match reqwest::Url::parse(base_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
             Ok(url) => {
@@ -205,7 +224,7 @@ impl PrometheusClient {
             })
         };
         let client = build(client_builder(config)?.timeout(timeout))?;
-        let streaming_client = build(client_builder(config)?)?;
+        let streaming_client = build(client_builder(config)?.read_timeout(read_idle_timeout))?;
 
         let authorization = match (&config.bearer_token, &config.bearer_token_file) {
             (Some(token), _) if !token.is_empty() => {

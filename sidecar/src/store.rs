@@ -20,12 +20,13 @@
 
 use strata_common::error::ClassifiedError;
 use strata_common::flags::TimeOrDuration;
+use strata_common::grpc_server::deadline::request_deadline;
 use strata_common::http_server::Prober;
 use strata_common::labels::{labels_to_proto, matchers_from_proto};
 use strata_common::storeapi::external;
 use strata_common::storeapi::final_order::Resorter;
 use strata_common::storeapi::streaming::{
-    FrameBatcher, SeriesReceiver, SeriesSender, SeriesStreamMetrics, spawn_series_stream,
+    FrameBatcher, SeriesReceiver, SeriesSender, SeriesStreamMetrics, spawn_series_stream_until,
 };
 use strata_proto::thanos;
 use strata_proto::thanos::info::info_server::{Info, InfoServer};
@@ -351,15 +352,19 @@ impl Store for SidecarStore {
         &self,
         request: Request<thanos::SeriesRequest>,
     ) -> Result<Response<Self::SeriesStream>, Status> {
+        // A Prometheus that stalls cannot hold the call past the caller's deadline; between
+        // frames the remote-read client's idle timeout applies as well.
+        let deadline = request_deadline(&request);
         let request = request.into_inner();
         let plan = self.plan(&request).map_err(status)?;
         let store = self.clone();
-        let stream = spawn_series_stream(&self.stream_metrics, move |sender| async move {
-            match plan {
-                Some(plan) => store.produce(request, plan, sender).await.map_err(status),
-                None => Ok(()),
-            }
-        });
+        let stream =
+            spawn_series_stream_until(&self.stream_metrics, deadline, move |sender| async move {
+                match plan {
+                    Some(plan) => store.produce(request, plan, sender).await.map_err(status),
+                    None => Ok(()),
+                }
+            });
         Ok(Response::new(stream))
     }
 

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use clap::Parser;
+use futures::StreamExt;
 use strata_common::flags::GrpcClientFlags;
 use strata_common::storeapi::StoreApiClient;
 
@@ -47,8 +48,25 @@ async fn metrics_text(State(fake): State<FakePrometheus>) -> impl IntoResponse {
     )
 }
 
+/// A remote read that stalls: headers and the first bytes of a frame, then nothing, with the
+/// connection held open.
+async fn stalled_remote_read() -> impl IntoResponse {
+    let first = futures::stream::once(async {
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(&[40, 1, 2, 3]))
+    });
+    let body = axum::body::Body::from_stream(first.chain(futures::stream::pending()));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse",
+        )],
+        body,
+    )
+}
+
 async fn serve_fake(fake: FakePrometheus) -> SocketAddr {
     let router = axum::Router::new()
+        .route("/api/v1/read", axum::routing::post(stalled_remote_read))
         .route("/api/v1/status/config", get(status_config))
         .route("/api/v1/status/flags", get(status_flags))
         .route("/metrics", get(metrics_text))
@@ -269,4 +287,73 @@ async fn wait_for(condition: impl Fn() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Starts a sidecar in front of a Prometheus whose remote read stalls and calls Series with
+/// `timeout` as the gRPC deadline; returns the status the call ended with and how long it took.
+async fn series_against_stalled_prometheus(
+    remote_read_idle_timeout: Duration,
+    timeout: Option<Duration>,
+) -> (tonic::Status, Duration) {
+    let fake = FakePrometheus {
+        up: Arc::new(AtomicBool::new(true)),
+        config_yaml: LABELLED,
+        max_block_duration: "2h",
+    };
+    let address = serve_fake(fake).await;
+    let shutdown = Shutdown::new();
+    let mut config = config(address, &[]);
+    config.remote_read_idle_timeout = remote_read_idle_timeout;
+    let started = start(&config, &MetricsRegistry::new(), &shutdown)
+        .await
+        .expect("start");
+    let mut client = strata_proto::thanos::store_client::StoreClient::connect(format!(
+        "http://{}",
+        started.grpc_address
+    ))
+    .await
+    .expect("connect");
+    let mut request = tonic::Request::new(strata_proto::thanos::SeriesRequest {
+        min_time: 0,
+        max_time: chrono::Utc::now().timestamp_millis(),
+        matchers: vec![strata_proto::thanos::LabelMatcher {
+            r#type: 0,
+            name: "__name__".into(),
+            value: "up".into(),
+        }],
+        ..Default::default()
+    });
+    if let Some(timeout) = timeout {
+        request.set_timeout(timeout);
+    }
+    let began = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut frames = client.series(request).await?.into_inner();
+        while frames.message().await?.is_some() {}
+        Ok::<_, tonic::Status>(())
+    })
+    .await
+    .expect("the call ended instead of hanging on the stalled Prometheus");
+    let status = outcome.expect_err("a stalled remote read cannot succeed");
+    shutdown.cancel();
+    shutdown.wait(Duration::from_secs(5)).await;
+    (status, began.elapsed())
+}
+
+#[tokio::test]
+async fn a_stalled_remote_read_is_cut_by_the_idle_timeout() {
+    let (status, took) = series_against_stalled_prometheus(Duration::from_millis(300), None).await;
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_stalled_remote_read_ends_at_the_callers_deadline() {
+    let (status, took) = series_against_stalled_prometheus(
+        crate::prometheus::REMOTE_READ_IDLE_TIMEOUT,
+        Some(Duration::from_millis(300)),
+    )
+    .await;
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 }

@@ -47,7 +47,17 @@ async fn serves_records_metrics_and_health() {
     let server = {
         let metrics = metrics.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move { serve(&flags(), &metrics, listener, routes, shutdown).await })
+        tokio::spawn(async move {
+            serve(
+                &flags(),
+                &metrics,
+                listener,
+                routes,
+                shutdown,
+                GrpcLimits::default(),
+            )
+            .await
+        })
     };
 
     let mut client = StoreApiClient::connect(&address.to_string(), &GrpcClientFlags::default())
@@ -478,4 +488,111 @@ async fn health_watch_follows_readiness() {
     drop(updates);
     shutdown.cancel();
     assert!(shutdown.wait(Duration::from_secs(10)).await);
+}
+
+/// Serves only the health service with `limits`; returns the address and the stop token.
+async fn serve_health(limits: GrpcLimits) -> (std::net::SocketAddr, CancellationToken) {
+    let metrics = MetricsRegistry::new();
+    let prober = Prober::new("test", &metrics);
+    prober.set_ready();
+    let routes =
+        tonic::service::Routes::new(HealthService::new(prober, &["thanos.Store"]).into_server());
+    let listener = crate::http_server::bind("grpc", "127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let shutdown = CancellationToken::new();
+    let stopping = shutdown.clone();
+    tokio::spawn(
+        async move { serve(&flags(), &metrics, listener, routes, stopping, limits).await },
+    );
+    (address, shutdown)
+}
+
+/// Reads until the server closes the connection; how long that took, or `None` if it stayed
+/// open for `wait`.
+async fn time_until_closed(stream: &mut tokio::net::TcpStream, wait: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buffer = vec![0u8; 4096];
+    let closed = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(wait, closed).await.ok()?;
+    Some(started.elapsed())
+}
+
+fn short_limits() -> GrpcLimits {
+    GrpcLimits {
+        keepalive_interval: Duration::from_millis(300),
+        keepalive_timeout: Duration::from_millis(300),
+        preface_timeout: Duration::from_millis(400),
+        ..GrpcLimits::default()
+    }
+}
+
+/// A client that connects and sends only part of the HTTP/2 preface is disconnected at the
+/// preface timeout; a real client on the same server is served.
+#[tokio::test]
+async fn a_client_stalling_before_the_preface_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let (address, shutdown) = serve_health(short_limits()).await;
+    let mut stalled = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stalled.write_all(b"PRI * HT").await.expect("write");
+    let closed_after = time_until_closed(&mut stalled, Duration::from_secs(5))
+        .await
+        .expect("the stalled connection was not closed");
+    assert!(
+        closed_after < Duration::from_secs(2),
+        "closed after {closed_after:?}"
+    );
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health check");
+    assert_eq!(response.into_inner().status, ServingStatus::Serving as i32);
+    shutdown.cancel();
+}
+
+/// A client that completes the HTTP/2 preface and then answers nothing (no SETTINGS ack, no
+/// PING ack) is disconnected by the keepalive; with keepalive off it would stay forever.
+#[tokio::test]
+async fn a_client_that_stops_answering_pings_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let (address, shutdown) = serve_health(short_limits()).await;
+    let mut stalled = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stalled
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .expect("preface");
+    // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+    stalled
+        .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+        .await
+        .expect("settings");
+    let closed_after = time_until_closed(&mut stalled, Duration::from_secs(10))
+        .await
+        .expect("the silent connection was not closed");
+    assert!(
+        closed_after < Duration::from_secs(5),
+        "closed after {closed_after:?}"
+    );
+    shutdown.cancel();
 }

@@ -117,6 +117,7 @@ async fn serve_stops_on_cancel() {
         router,
         shutdown.clone(),
         Duration::from_secs(5),
+        ServerLimits::default(),
     ));
     // The port accepts connections while serving...
     tokio::net::TcpStream::connect(address)
@@ -197,4 +198,135 @@ async fn metrics_format_is_negotiated() {
         "{text}"
     );
     assert!(text.contains("# TYPE thanos_status gauge"), "{text}");
+}
+
+async fn serve_with(limits: ServerLimits) -> (SocketAddr, CancellationToken) {
+    let (router, _prober) = test_router();
+    let listener = bind("http", "127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(serve(
+        listener,
+        router,
+        shutdown.clone(),
+        Duration::from_secs(1),
+        limits,
+    ));
+    (address, shutdown)
+}
+
+/// Sends one complete request on `stream` and reads the status line, or `None` if nothing
+/// arrives within `wait`.
+async fn status_line(stream: &mut tokio::net::TcpStream, wait: Duration) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /api/v1/query HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buffer = vec![0u8; 1024];
+    let read = tokio::time::timeout(wait, stream.read(&mut buffer))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
+    text.lines().next().map(str::to_owned)
+}
+
+/// Slowloris: a client that sends its headers a byte at a time is cut off at the header read
+/// timeout, while a normal client on the same server is answered.
+#[tokio::test]
+async fn slow_header_senders_are_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let timeout = Duration::from_millis(500);
+    let (address, shutdown) = serve_with(ServerLimits {
+        header_read_timeout: timeout,
+        max_connections: 16,
+    })
+    .await;
+    let mut normal = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    assert_eq!(
+        status_line(&mut normal, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+
+    let mut slow = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let started = std::time::Instant::now();
+    let partial = b"GET /api/v1/query HTTP/1.1\r\nHost: test\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed = false;
+    for byte in partial {
+        if slow.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buffer = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buffer)).await {
+            // Anything the server says (EOF, an error, a 408) before the headers are complete
+            // means it gave up on this client.
+            Ok(_) => {
+                closed = true;
+                break;
+            }
+            Err(_) => continue,
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(closed, "the slow client was never disconnected");
+    assert!(
+        elapsed >= timeout && elapsed < timeout * 4,
+        "disconnected after {elapsed:?}, timeout {timeout:?}"
+    );
+    shutdown.cancel();
+}
+
+/// At the connection cap a further client waits; it is served once a slot frees.
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let (address, shutdown) = serve_with(ServerLimits {
+        header_read_timeout: Duration::from_secs(30),
+        max_connections: 2,
+    })
+    .await;
+    let mut first = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let mut second = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    assert!(
+        status_line(&mut first, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    assert!(
+        status_line(&mut second, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    let mut third = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("the backlog accepts the connection");
+    assert_eq!(
+        status_line(&mut third, Duration::from_millis(500)).await,
+        None,
+        "a third connection was served above the cap of two"
+    );
+    drop(first);
+    use tokio::io::AsyncReadExt;
+    let mut buffer = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buffer))
+        .await
+        .expect("served once a slot is free")
+        .expect("read");
+    assert!(
+        String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200 OK"),
+        "{}",
+        String::from_utf8_lossy(&buffer[..read])
+    );
+    shutdown.cancel();
 }

@@ -5,7 +5,8 @@
 //! working on, and a slow client slows the producer instead of growing a buffer. When the
 //! client goes away (cancelled call, dropped connection, deadline) the producer future is
 //! dropped at once, whatever it is waiting on, which closes its upstream requests; the
-//! cancellation is counted in `strata_storeapi_series_cancelled_total` and logged.
+//! cancellation is counted in `strata_storeapi_series_cancelled_total` and logged. The same
+//! happens when the call's gRPC deadline passes ([`spawn_series_stream_until`]).
 //! [`FrameBatcher`] groups series into `SeriesBatch` frames when the request asks for it.
 
 use std::future::Future;
@@ -60,6 +61,22 @@ where
     F: FnOnce(SeriesSender) -> Fut,
     Fut: Future<Output = Result<(), Status>> + Send + 'static,
 {
+    spawn_series_stream_until(metrics, None, produce)
+}
+
+/// [`spawn_series_stream`] bounded by the call's deadline (from its `grpc-timeout`,
+/// [`crate::grpc_server::deadline::request_deadline`]): when it passes, `produce` is dropped,
+/// which closes its upstream requests, and the stream ends with `DeadlineExceeded`. tonic
+/// itself stops watching the deadline once the handler has returned the stream.
+pub fn spawn_series_stream_until<F, Fut>(
+    metrics: &SeriesStreamMetrics,
+    deadline: Option<Instant>,
+    produce: F,
+) -> SeriesReceiver
+where
+    F: FnOnce(SeriesSender) -> Fut,
+    Fut: Future<Output = Result<(), Status>> + Send + 'static,
+{
     let (sender, receiver) = mpsc::channel(FRAME_BUFFER);
     let watch = sender.clone();
     let errors = sender.clone();
@@ -71,9 +88,23 @@ where
             cancelled.inc();
             tracing::info!(after = ?started.elapsed(), "series call cancelled by the client; stopped its work");
         };
+        let expired = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             () = watch.closed() => report_cancelled(),
+            () = expired => {
+                tracing::info!(after = ?started.elapsed(), "series call deadline exceeded; stopped its work");
+                let _ = errors
+                    .send(Err(Status::deadline_exceeded(
+                        "deadline of the series request exceeded",
+                    )))
+                    .await;
+            }
             result = work => {
                 // A producer also stops by itself when a send fails because the client left.
                 if watch.is_closed() {
@@ -184,6 +215,30 @@ mod tests {
             .expect("producer dropped within a second")
             .expect_err("sender dropped, never sent");
         assert_eq!(metrics.cancelled.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_deadline_stops_the_producer_and_ends_the_stream() {
+        let metrics = SeriesStreamMetrics::default();
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let stream =
+            spawn_series_stream_until(&metrics, Some(deadline), move |sender| async move {
+                let _guard = stopped_tx;
+                let _ = sender
+                    .send(Ok(thanos::SeriesResponse::from_series(series("first"))))
+                    .await;
+                std::future::pending::<()>().await;
+                Ok(())
+            });
+        let items: Vec<_> = tokio::time::timeout(Duration::from_secs(5), stream.collect())
+            .await
+            .expect("the stream ends at the deadline");
+        assert_eq!(items.len(), 2, "{items:?}");
+        let status = items[1].as_ref().expect_err("last item is the deadline");
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+        stopped_rx.await.expect_err("producer dropped");
+        assert_eq!(metrics.cancelled.get(), 0);
     }
 
     #[tokio::test]

@@ -7,17 +7,18 @@
 //! - `dnssrvnoa+_grpc._tcp.name`: SRV lookup, the targets' names used as they are.
 //!
 //! Files are re-read every `--store.sd-interval` and names re-resolved every
-//! `--store.sd-dns-interval`. A failed lookup or unreadable file keeps the previous result, so
-//! a DNS hiccup does not drop healthy stores.
+//! `--store.sd-dns-interval` through [`strata_common::dns::Resolver`] (hickory-resolver:
+//! resolv.conf search and ndots, TCP fallback for truncated answers). A failed lookup or
+//! unreadable file keeps the previous result, so a DNS hiccup does not drop healthy stores.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use strata_common::dns::{Resolver, is_dns_address};
 use tokio::sync::Mutex;
 
-use super::dns;
 use crate::error::{Error, Result};
 use crate::metrics::QuerierMetrics;
 
@@ -49,54 +50,6 @@ pub fn read_sd_file(path: &std::path::Path) -> Result<Vec<String>> {
     Ok(groups.into_iter().flat_map(|group| group.targets).collect())
 }
 
-/// Resolves one configured address (with or without a DNS prefix) to endpoint addresses.
-pub async fn resolve(address: &str) -> Result<Vec<String>> {
-    let resolve_error = |reason: String| Error::Resolve {
-        address: address.to_owned(),
-        reason,
-    };
-    if let Some(name) = address.strip_prefix("dns+") {
-        let (host, port) = name
-            .rsplit_once(':')
-            .ok_or_else(|| resolve_error("missing port in address given for dns lookup".into()))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| resolve_error(format!("invalid port {port:?}")))?;
-        let addresses = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|err| resolve_error(err.to_string()))?;
-        let mut out: Vec<String> = addresses.map(|address| address.to_string()).collect();
-        out.sort();
-        out.dedup();
-        return Ok(out);
-    }
-    if let Some(name) = address.strip_prefix("dnssrvnoa+") {
-        let records = dns::lookup_srv(name)
-            .await
-            .map_err(|err| resolve_error(err.to_string()))?;
-        return Ok(records
-            .into_iter()
-            .map(|record| format!("{}:{}", record.target, record.port))
-            .collect());
-    }
-    if let Some(name) = address.strip_prefix("dnssrv+") {
-        let records = dns::lookup_srv(name)
-            .await
-            .map_err(|err| resolve_error(err.to_string()))?;
-        let mut out = Vec::new();
-        for record in records {
-            let addresses = tokio::net::lookup_host((record.target.as_str(), record.port))
-                .await
-                .map_err(|err| resolve_error(format!("{}: {err}", record.target)))?;
-            out.extend(addresses.map(|address| address.to_string()));
-        }
-        out.sort();
-        out.dedup();
-        return Ok(out);
-    }
-    Ok(vec![address.to_owned()])
-}
-
 #[derive(Debug, Default)]
 struct State {
     files_read_at: Option<Instant>,
@@ -113,6 +66,7 @@ pub struct Discovery {
     sd_files: Vec<PathBuf>,
     sd_interval: Duration,
     dns_interval: Duration,
+    resolver: Resolver,
     metrics: QuerierMetrics,
     state: Mutex<State>,
 }
@@ -123,6 +77,7 @@ impl Discovery {
         sd_files: Vec<PathBuf>,
         sd_interval: Duration,
         dns_interval: Duration,
+        resolver: Resolver,
         metrics: QuerierMetrics,
     ) -> Self {
         Self {
@@ -130,6 +85,7 @@ impl Discovery {
             sd_files,
             sd_interval,
             dns_interval,
+            resolver,
             metrics,
             state: Mutex::new(State::default()),
         }
@@ -172,16 +128,13 @@ impl Discovery {
             .is_none_or(|at| at.elapsed() >= self.dns_interval);
         let mut targets = Vec::new();
         for target in &configured {
-            let is_dns = ["dns+", "dnssrv+", "dnssrvnoa+"]
-                .iter()
-                .any(|prefix| target.address.starts_with(prefix));
-            if !is_dns {
+            if !is_dns_address(&target.address) {
                 targets.push(target.clone());
                 continue;
             }
             if dns_due || !state.resolved.contains_key(&target.address) {
                 self.metrics.dns_lookups_total.inc();
-                match resolve(&target.address).await {
+                match self.resolver.resolve(&target.address).await {
                     Ok(found) => {
                         state.resolved.insert(target.address.clone(), found);
                     }
@@ -228,6 +181,7 @@ mod tests {
             vec![path.clone()],
             Duration::from_secs(300),
             Duration::from_secs(30),
+            Resolver::system(),
             QuerierMetrics::new(&strata_common::telemetry::MetricsRegistry::new()),
         );
         let targets = discovery.targets().await;
@@ -247,13 +201,76 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// A Kubernetes-style short SRV name from a file SD file, resolved through the namespace's
+    /// search list; the UDP answer is truncated, so all stores arrive only over TCP. When the
+    /// nameserver then fails the previous stores are kept.
     #[tokio::test]
-    async fn dns_without_port_is_an_error() {
-        assert!(resolve("dns+localhost").await.is_err());
-        assert_eq!(
-            resolve("1.2.3.4:5").await.expect("plain"),
-            vec!["1.2.3.4:5".to_owned()]
+    async fn short_srv_names_resolve_through_search_list_and_tcp_fallback() {
+        use std::net::Ipv4Addr;
+        use strata_common::dns::SrvTarget;
+        use strata_common::dns::test_server::{TestDnsServer, Zone};
+
+        let stores: u8 = 30;
+        let mut zone = Zone {
+            udp_max_answers: Some(4),
+            ..Zone::default()
+        };
+        let domain = "strata-store.monitoring.svc.cluster.local";
+        zone.srv.insert(
+            format!("_grpc._tcp.{domain}"),
+            (1..=stores)
+                .map(|index| SrvTarget {
+                    target: format!("strata-store-{index}.{domain}"),
+                    port: 10901,
+                })
+                .collect(),
         );
+        for index in 1..=stores {
+            zone.a.insert(
+                format!("strata-store-{index}.{domain}"),
+                vec![Ipv4Addr::new(10, 1, 0, index)],
+            );
+        }
+        let server = TestDnsServer::start(zone).await.expect("dns server");
+        let resolver = Resolver::from_resolv_conf(
+            "nameserver 127.0.0.1\nsearch monitoring.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5 timeout:1 attempts:1\n",
+            server.port,
+        )
+        .expect("resolver");
+        let dir = tempfile_dir();
+        let path = dir.join("sd.yml");
+        std::fs::write(&path, "- targets: ['dnssrv+_grpc._tcp.strata-store']\n")
+            .expect("write sd file");
+        let metrics = QuerierMetrics::new(&strata_common::telemetry::MetricsRegistry::new());
+        let discovery = Discovery::new(
+            Vec::new(),
+            vec![path],
+            Duration::from_secs(300),
+            Duration::ZERO,
+            resolver,
+            metrics.clone(),
+        );
+        let expected: Vec<String> = {
+            let mut all: Vec<String> = (1..=stores)
+                .map(|index| format!("10.1.0.{index}:10901"))
+                .collect();
+            all.sort();
+            all
+        };
+        let addresses = |targets: Vec<Target>| -> Vec<String> {
+            targets.into_iter().map(|target| target.address).collect()
+        };
+        assert_eq!(addresses(discovery.targets().await), expected);
+        assert!(server.truncated_answers() >= 1 && server.tcp_queries() >= 1);
+        assert_eq!(metrics.dns_failures_total.get(), 0);
+
+        server.set_failing(true);
+        assert_eq!(addresses(discovery.targets().await), expected);
+        assert!(
+            metrics.dns_failures_total.get() >= 1,
+            "the lookup did not fail"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     fn tempfile_dir() -> PathBuf {

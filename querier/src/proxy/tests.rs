@@ -96,6 +96,7 @@ pub(crate) async fn proxy_for(addresses: &[SocketAddr], response_timeout: Durati
         Vec::new(),
         Duration::from_secs(300),
         Duration::from_secs(30),
+        strata_common::dns::Resolver::system(),
         metrics.clone(),
     );
     let endpoints = Arc::new(EndpointSet::new(
@@ -473,4 +474,63 @@ async fn max_concurrent_select_bounds_the_fan_outs_run_ahead() {
         );
         shutdown.cancel();
     }
+}
+
+/// The querier as a store: a Series whose caller set a short deadline ends with
+/// DeadlineExceeded soon after it, although the store behind never answers and no
+/// `--store.response-timeout` is set.
+#[tokio::test]
+async fn store_server_honours_the_callers_deadline() {
+    let shutdown = CancellationToken::new();
+    let hanging = serve(BrokenStore::Hanging, &shutdown).await;
+    let proxy = proxy_for(&[hanging], Duration::ZERO).await;
+    let (store, _info) = crate::store_server::ProxyStore::new(proxy).into_servers();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let stopping = shutdown.clone();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(store)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async move { stopping.cancelled().await },
+            ),
+    );
+    let mut client =
+        strata_proto::thanos::store_client::StoreClient::connect(format!("http://{address}"))
+            .await
+            .expect("connect");
+    let mut request = Request::new(thanos::SeriesRequest {
+        min_time: 0,
+        max_time: 1000,
+        matchers: vec![thanos::LabelMatcher {
+            r#type: thanos::label_matcher::Type::Eq as i32,
+            name: "__name__".into(),
+            value: "up".into(),
+        }],
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut frames = client.series(request).await?.into_inner();
+        loop {
+            match frames.message().await? {
+                Some(_) => continue,
+                None => return Ok::<_, Status>(()),
+            }
+        }
+    })
+    .await
+    .expect("the call must end within the deadline, not hang");
+    let status = outcome.expect_err("a hanging store cannot complete the call");
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    shutdown.cancel();
 }

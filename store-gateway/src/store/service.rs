@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use strata_common::error::ClassifiedError;
+use strata_common::grpc_server::deadline::request_deadline;
 use strata_common::grpc_server::{MAX_MESSAGE_SIZE, MAX_REQUEST_SIZE};
 use strata_common::labels::labels_to_proto;
-use strata_common::storeapi::streaming::{SeriesReceiver, spawn_series_stream};
+use strata_common::storeapi::streaming::{SeriesReceiver, spawn_series_stream_until};
 use strata_proto::thanos;
 use strata_proto::thanos::info::info_server::{Info, InfoServer};
 use strata_proto::thanos::store_server::{Store, StoreServer};
@@ -98,27 +99,29 @@ impl Store for StoreService {
         &self,
         request: Request<thanos::SeriesRequest>,
     ) -> Result<Response<Self::SeriesStream>, Status> {
+        let deadline = request_deadline(&request);
         let request = request.into_inner();
         let store = Arc::clone(&self.store);
         let stream_metrics = store.context.metrics.series_stream.clone();
-        let stream = spawn_series_stream(&stream_metrics, move |sender| async move {
-            let metrics = store.context.metrics.clone();
-            let waited = Instant::now();
-            let Ok(_permit) = Arc::clone(&store.gate).acquire_owned().await else {
-                return Ok(());
-            };
-            metrics
-                .gate_duration
-                .observe(waited.elapsed().as_secs_f64());
-            metrics.gate_queries_total.inc();
-            metrics.gate_queries_in_flight.inc();
-            // Decremented however the call ends, also when the client leaves mid-way.
-            let _in_flight = InFlight(metrics.gate_queries_in_flight.clone());
-            store
-                .series(request, &sender)
-                .await
-                .map_err(|err| status(&err))
-        });
+        let stream =
+            spawn_series_stream_until(&stream_metrics, deadline, move |sender| async move {
+                let metrics = store.context.metrics.clone();
+                let waited = Instant::now();
+                let Ok(_permit) = Arc::clone(&store.gate).acquire_owned().await else {
+                    return Ok(());
+                };
+                metrics
+                    .gate_duration
+                    .observe(waited.elapsed().as_secs_f64());
+                metrics.gate_queries_total.inc();
+                metrics.gate_queries_in_flight.inc();
+                // Decremented however the call ends, also when the client leaves mid-way.
+                let _in_flight = InFlight(metrics.gate_queries_in_flight.clone());
+                store
+                    .series(request, &sender)
+                    .await
+                    .map_err(|err| status(&err))
+            });
         Ok(Response::new(stream))
     }
 
