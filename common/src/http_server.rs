@@ -8,7 +8,10 @@
 //! No client can pin the server: request headers must arrive within [`HEADER_READ_TIMEOUT`]
 //! (slowloris) and at most [`MAX_CONNECTIONS`] connections are served at once ([`serve`]).
 
+mod connections;
 mod prober;
+
+pub use connections::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS, ServerLimits, serve};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +28,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::telemetry::MetricsRegistry;
@@ -241,106 +243,6 @@ pub async fn bind(server: &'static str, address: &str) -> Result<TcpListener> {
             address: socket_address,
             source,
         })
-}
-
-/// How long a client may take to send a request's headers (and how long an idle keep-alive
-/// connection waits for the next request). Go's net/http, which Thanos uses, has no such
-/// timeout by default; without one a client sending a header byte every few seconds
-/// (slowloris) holds a connection forever. 30 s is far above any real client's need.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The most connections served at once; further clients wait in the listen backlog until one
-/// closes (as Go's `netutil.LimitListener` behaves). Thanos has no flag for this (Prometheus's
-/// `--web.max-connections` defaults to 512); 4096 leaves room for many Grafana users and
-/// scrapers while bounding the memory and file descriptors a flood of clients can take.
-pub const MAX_CONNECTIONS: usize = 4096;
-
-/// Limits of one HTTP server; [`Default`] is the production setting, tests shorten them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServerLimits {
-    pub header_read_timeout: Duration,
-    pub max_connections: usize,
-}
-
-impl Default for ServerLimits {
-    fn default() -> Self {
-        Self {
-            header_read_timeout: HEADER_READ_TIMEOUT,
-            max_connections: MAX_CONNECTIONS,
-        }
-    }
-}
-
-/// Serves `router` on `listener` until `shutdown` is cancelled, then lets in-flight requests
-/// finish for at most `grace_period`.
-///
-/// HTTP/1.1 only, as Thanos's Go server speaks over cleartext. Each connection runs in its own
-/// task holding one of `limits.max_connections` permits; a connection whose request headers
-/// do not arrive within `limits.header_read_timeout` is closed.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    grace_period: Duration,
-    limits: ServerLimits,
-) -> Result<()> {
-    if let Ok(address) = listener.local_addr() {
-        tracing::info!(address = %address, "listening for HTTP");
-    }
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        // Finished connections are reaped here so the set holds only live ones.
-        while connections.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let (stream, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Running out of file descriptors must not end the server: wait and retry.
-                    tracing::warn!(error = %err, "accept HTTP connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let stopping = shutdown.clone();
-        connections.spawn(async move {
-            let _permit = permit;
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(err) = result {
-                        tracing::debug!(error = %err, "HTTP connection ended with an error");
-                    }
-                    return;
-                }
-                () = stopping.cancelled() => connection.as_mut().graceful_shutdown(),
-            }
-            let _ = connection.await;
-        });
-    }
-    drop(listener);
-    let drained = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(grace_period, drained).await.is_err() {
-        tracing::warn!(grace_period = ?grace_period, "HTTP requests still in flight after grace period; closing");
-        connections.abort_all();
-    }
-    Ok(())
 }
 
 /// Binds `--http-address` and serves `router` as the task "http-server" of the shutdown tree,

@@ -134,6 +134,8 @@ impl Runtime {
     /// Evaluates every rule of the group at `ts` (ms).
     async fn evaluate(&self, state: &Arc<Mutex<GroupState>>, ts: i64) {
         let started = Instant::now();
+        // Until its samples are appended, no window holding `ts` is cut by the clock.
+        let _pending = self.storage.begin_write(ts);
         let (rule_count, strategy, group_key, query_offset, limit, interval) = {
             let group = state.lock();
             (

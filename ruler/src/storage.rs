@@ -10,9 +10,13 @@
 //! - Every appended sample is in the WAL before `append` returns (written and flushed; synced
 //!   when a block is cut and on close), so a restart replays the head.
 //! - A block covers one aligned window `[k*D, (k+1)*D)`; the window is cut once the head holds
-//!   samples (or the clock is) half a window past its end (as Prometheus's head waits for 1.5
-//!   block ranges), so late evaluations of other groups still land in it. A sample older than the last cut
-//!   window's end is refused (it would overlap a block), counted, never written.
+//!   samples half a window past its end (as Prometheus's head waits for 1.5 block ranges), so
+//!   late evaluations of other groups still land in it; or, on the periodic [`LocalTsdb::maintain`],
+//!   once the clock is that far past it, so the last window is cut when the rules stop
+//!   writing. The clock counts only up to the oldest evaluation still running
+//!   ([`LocalTsdb::begin_write`]): its samples carry its start time, and a slow query must not
+//!   find its window cut. A sample older than the last cut window's end is refused (it would
+//!   overlap a block), counted, never written.
 //! - The WAL is rewritten (tmp, fsync, rename) with only the samples not yet in blocks after
 //!   each cut; a crash between the block rename and the WAL rewrite leaves samples in both,
 //!   and replay drops those older than the newest block's end, so nothing is duplicated.
@@ -86,6 +90,27 @@ pub struct LocalTsdb {
     inner: Mutex<Inner>,
     /// Samples refused because they were older than the last cut block.
     pub out_of_bounds: std::sync::atomic::AtomicU64,
+    /// Timestamps of the evaluations running now (with how many run at each).
+    writers: Mutex<BTreeMap<i64, usize>>,
+}
+
+/// An evaluation in progress (see [`LocalTsdb::begin_write`]); ends when dropped.
+#[derive(Debug)]
+pub struct PendingWrite {
+    tsdb: Arc<LocalTsdb>,
+    t: i64,
+}
+
+impl Drop for PendingWrite {
+    fn drop(&mut self) {
+        let mut writers = self.tsdb.writers.lock();
+        if let Some(count) = writers.get_mut(&self.t) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                writers.remove(&self.t);
+            }
+        }
+    }
 }
 
 fn wal_path(dir: &Path) -> PathBuf {
@@ -315,6 +340,7 @@ impl LocalTsdb {
                 blocks,
             }),
             out_of_bounds: std::sync::atomic::AtomicU64::new(0),
+            writers: Mutex::new(BTreeMap::new()),
         };
         // Rewrite the WAL so replayed records older than the blocks are gone.
         {
@@ -364,20 +390,20 @@ impl LocalTsdb {
                 .and_then(|()| inner.wal.flush())
                 .map_err(|err| Error::io("append to wal", &path, err))?;
         }
-        self.cut(&mut inner, now_ms)
+        self.cut(&mut inner, None, now_ms)
     }
 
-    /// Cuts every window that is complete, then deletes blocks past retention.
-    fn cut(&self, inner: &mut Inner, now_ms: i64) -> Result<()> {
+    /// Cuts every window that is complete (by the head's samples, or by `clock_ms` a whole
+    /// window past its end), then deletes blocks past retention at `now_ms`.
+    fn cut(&self, inner: &mut Inner, clock_ms: Option<i64>, now_ms: i64) -> Result<()> {
         let max_t = inner
             .head
             .values()
             .filter_map(|samples| samples.last().map(|(t, _)| *t))
             .max();
         if let Some(max_t) = max_t {
-            // Wall time counts too, so the last window is cut when the rules stop writing.
-            let reference = max_t.max(now_ms);
             let d = self.block_duration;
+            let reference = clock_ms.map_or(max_t, |clock| max_t.max(clock));
             let boundary = (reference.saturating_sub(d / 2))
                 .div_euclid(d)
                 .saturating_mul(d);
@@ -512,8 +538,24 @@ impl LocalTsdb {
     /// Cuts due blocks and applies retention without appending (a periodic tick, so blocks
     /// are cut and deleted even when no rule writes).
     pub fn maintain(&self, now_ms: i64) -> Result<()> {
+        let clock = self
+            .writers
+            .lock()
+            .keys()
+            .next()
+            .map_or(now_ms, |oldest| now_ms.min(*oldest));
         let mut inner = self.inner.lock();
-        self.cut(&mut inner, now_ms)
+        self.cut(&mut inner, Some(clock), now_ms)
+    }
+
+    /// Announces an evaluation at `t` (ms) whose samples will be appended later: until the
+    /// returned guard drops, the clock does not cut the window holding `t`.
+    pub fn begin_write(self: &Arc<Self>, t: i64) -> PendingWrite {
+        *self.writers.lock().entry(t).or_default() += 1;
+        PendingWrite {
+            tsdb: Arc::clone(self),
+            t,
+        }
     }
 
     /// Syncs the WAL to disk (at shutdown).

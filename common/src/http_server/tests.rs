@@ -2,6 +2,7 @@
 
 use axum::body::Body;
 use axum::http::Request;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::*;
@@ -241,6 +242,7 @@ async fn slow_header_senders_are_disconnected() {
     let (address, shutdown) = serve_with(ServerLimits {
         header_read_timeout: timeout,
         max_connections: 16,
+        ..ServerLimits::default()
     })
     .await;
     let mut normal = tokio::net::TcpStream::connect(address)
@@ -290,6 +292,7 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     let (address, shutdown) = serve_with(ServerLimits {
         header_read_timeout: Duration::from_secs(30),
         max_connections: 2,
+        ..ServerLimits::default()
     })
     .await;
     let mut first = tokio::net::TcpStream::connect(address)
@@ -329,4 +332,115 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
         String::from_utf8_lossy(&buffer[..read])
     );
     shutdown.cancel();
+}
+
+/// A server whose `/slow` answers after `delay`, with one connection at most; its address and
+/// shutdown token.
+async fn serve_slow(delay: Duration, limits: ServerLimits) -> (SocketAddr, CancellationToken) {
+    let router = Router::new().route(
+        "/slow",
+        get(move || async move {
+            tokio::time::sleep(delay).await;
+            "slow"
+        }),
+    );
+    let listener = bind("http", "127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(serve(
+        listener,
+        router,
+        shutdown.clone(),
+        Duration::from_secs(10),
+        limits,
+    ));
+    (address, shutdown)
+}
+
+/// Sends `GET path` on `stream` and reads the whole answer (the server closes after it).
+async fn answer(stream: &mut tokio::net::TcpStream, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    if let Err(err) = stream.write_all(request.as_bytes()).await {
+        return format!("write failed: {err}");
+    }
+    let mut buffer = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buffer)).await {
+        Ok(Ok(_)) => String::from_utf8_lossy(&buffer).into_owned(),
+        Ok(Err(err)) => format!("read failed: {err}"),
+        Err(_) => "no answer within 10 s".to_owned(),
+    }
+}
+
+/// Shutdown with a request in flight and a second client waiting in the listen backlog (the
+/// one connection slot is taken): both are answered, with `Connection: close`; neither is reset.
+#[tokio::test]
+async fn shutdown_answers_connections_waiting_in_the_backlog() {
+    let (address, shutdown) = serve_slow(
+        Duration::from_millis(500),
+        ServerLimits {
+            max_connections: 1,
+            ..ServerLimits::default()
+        },
+    )
+    .await;
+    let mut first = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let in_flight = tokio::spawn(async move { answer(&mut first, "/slow").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut waiting = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("the backlog takes the connection");
+    let queued = tokio::spawn(async move { answer(&mut waiting, "/slow").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shutdown.cancel();
+    for (who, task) in [("in flight", in_flight), ("waiting", queued)] {
+        let text = task.await.expect("client task");
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{who}: {text}");
+        assert!(
+            text.to_ascii_lowercase().contains("connection: close"),
+            "{who}: {text}"
+        );
+        assert!(text.ends_with("slow"), "{who}: {text}");
+    }
+}
+
+/// A client that connected just before shutdown and sends its request just after is answered;
+/// one that sends nothing is closed after the new-connection grace, and the server stops.
+#[tokio::test]
+async fn shutdown_waits_for_the_first_request_of_a_new_connection() {
+    let grace = Duration::from_millis(800);
+    let (address, shutdown) = serve_slow(
+        Duration::ZERO,
+        ServerLimits {
+            new_connection_grace: grace,
+            ..ServerLimits::default()
+        },
+    )
+    .await;
+    let mut late = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let mut silent = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = answer(&mut late, "/slow").await;
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    let started = std::time::Instant::now();
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut buffer))
+        .await
+        .expect("the silent connection is closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?} {buffer:?}");
+    assert!(
+        started.elapsed() < grace * 3,
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert!(tokio::net::TcpStream::connect(address).await.is_err());
 }

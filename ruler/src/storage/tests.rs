@@ -128,3 +128,45 @@ fn blocks_are_cut_per_window_and_deleted_after_retention() {
     );
     assert!(!block_dirs[0].path().exists());
 }
+
+/// A slow evaluation whose samples carry its start time: the clock does not cut its window
+/// while it runs, so none of its samples is refused; once it ends the window is cut.
+#[test]
+fn the_clock_never_cuts_the_window_of_an_evaluation_in_progress() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tsdb = Arc::new(
+        LocalTsdb::open(dir.path(), std::time::Duration::from_secs(4), 10 * MINUTE).expect("open"),
+    );
+    for t in (0..=9_000).step_by(1_000) {
+        tsdb.append(&[sample("r", "x", t, 1.0)], t).expect("append");
+    }
+    let pending = tsdb.begin_write(10_000);
+    // Seven seconds later the evaluation at 10 s is still running; the clock alone would cut
+    // [8 s, 12 s) now, but only [4 s, 8 s) goes (with [0, 4 s) cut by the samples before).
+    tsdb.maintain(17_000).expect("maintain");
+    assert_eq!(tsdb.stats().1, 2);
+    tsdb.append(&[sample("r", "x", 10_000, 2.0)], 17_000)
+        .expect("append");
+    drop(pending);
+    assert_eq!(
+        tsdb.out_of_bounds
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the slow evaluation's sample was refused"
+    );
+    tsdb.maintain(17_000).expect("maintain");
+    assert_eq!(
+        tsdb.stats(),
+        (0, 3),
+        "[8 s, 12 s) cut once the evaluation ended"
+    );
+    let selected = tsdb
+        .select(&[Matcher::equal("job", "x")], 0, 20_000)
+        .expect("select");
+    let samples: usize = selected[0]
+        .chunks
+        .iter()
+        .map(|c| c.chunk.xor_iter().expect("xor").count())
+        .sum();
+    assert_eq!(samples, 11);
+}
