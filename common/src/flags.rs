@@ -345,6 +345,41 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Refuses a value Strata does not implement: Thanos flags are accepted so that manifests
+/// parse, but a flag is never silently ignored, so any value other than `default` fails
+/// start-up with an error naming the flag and saying why.
+pub fn refuse_unless_default<T: PartialEq + std::fmt::Debug>(
+    flag: &'static str,
+    value: &T,
+    default: &T,
+    why: &str,
+) -> crate::error::Result<()> {
+    if value == default {
+        return Ok(());
+    }
+    Err(crate::error::Error::InvalidFlag {
+        flag,
+        reason: format!("{value:?} is not supported: {why}"),
+    })
+}
+
+/// Refuses a config given both inline and as a file, as Thanos does (`--x.config` and
+/// `--x.config-file`), instead of quietly using one of them.
+pub fn refuse_both_forms(
+    inline_flag: &'static str,
+    inline_set: bool,
+    file_flag: &'static str,
+    file_set: bool,
+) -> crate::error::Result<()> {
+    if inline_set && file_set {
+        return Err(crate::error::Error::InvalidFlag {
+            flag: inline_flag,
+            reason: format!("both {inline_flag} and {file_flag} are set; give one of them"),
+        });
+    }
+    Ok(())
+}
+
 /// The process arguments with Thanos's subcommand word removed when it comes first, so that
 /// `strata-querier query --endpoint=...` and `strata-querier --endpoint=...` both work and
 /// manifests written for `thanos query ...` run with only the image changed.
