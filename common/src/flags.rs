@@ -380,6 +380,54 @@ pub fn refuse_both_forms(
     Ok(())
 }
 
+/// Parses a label flag as Thanos does (`--label`, `--selector-label`): `name="value"` with a
+/// Go-quoted value, or `name=value`.
+pub fn parse_label_flag(flag: &str) -> std::result::Result<(String, String), String> {
+    let (name, value) = flag
+        .split_once('=')
+        .ok_or_else(|| format!("unrecognized label {flag:?}"))?;
+    let name = name.trim();
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!("unsupported format for label {flag:?}"));
+    }
+    let value = if value.starts_with('"') {
+        unquote_go(value).ok_or_else(|| format!("unsupported format for label {flag:?}"))?
+    } else {
+        value.to_owned()
+    };
+    Ok((name.to_owned(), value))
+}
+
+fn unquote_go(text: &str) -> Option<String> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                '\\' => out.push('\\'),
+                '"' => out.push('"'),
+                other => {
+                    out.push('\\');
+                    out.push(other);
+                }
+            }
+        } else if c == '"' {
+            return None;
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
 /// The process arguments with Thanos's subcommand word removed when it comes first, so that
 /// `strata-querier query --endpoint=...` and `strata-querier --endpoint=...` both work and
 /// manifests written for `thanos query ...` run with only the image changed.

@@ -100,9 +100,15 @@ impl RelabelConfig {
         Ok(Self { rules })
     }
 
-    /// The configuration of `--selector.relabel-config` (wins) or
-    /// `--selector.relabel-config-file`; none given means no rules.
+    /// The configuration of `--selector.relabel-config` or `--selector.relabel-config-file`
+    /// (both at once are refused, as in Thanos); none given means no rules.
     pub fn from_flags(text: Option<&str>, file: Option<&PathBuf>) -> Result<Self> {
+        crate::flags::refuse_both_forms(
+            "--selector.relabel-config",
+            text.is_some(),
+            "--selector.relabel-config-file",
+            file.is_some(),
+        )?;
         match (text, file) {
             (Some(text), _) => Self::parse(text),
             (None, Some(path)) => {

@@ -5,8 +5,8 @@
 //! - metrics: a [`MetricsRegistry`] (a `prometheus-client` registry passed explicitly, never a
 //!   global) holding `thanos_build_info` and the `process_*` metrics;
 //! - tracing: Thanos's `--tracing.config[-file]` YAML is parsed and validated
-//!   ([`load_tracing_config`]) but spans are not exported yet: the OpenTelemetry OTLP exporter
-//!   is not wired in, and startup logs a warning saying so.
+//!   ([`load_tracing_config`]), but spans are not exported: any tracing config fails start-up
+//!   with an error saying so.
 
 mod logfmt;
 mod process;

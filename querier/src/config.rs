@@ -10,6 +10,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 use strata_common::flags::{
     GrpcClientFlags, GrpcServerFlags, HttpServerFlags, LogFlags, TracingFlags, parse_duration,
 };
+use strata_tsdb::labels::Labels;
 
 /// Queries the StoreAPI endpoints and serves Prometheus's HTTP API over them.
 #[derive(Debug, Clone, Parser)]
@@ -181,7 +182,7 @@ pub struct Config {
     #[arg(long = "selector-label", env = "STRATA_SELECTOR_LABEL")]
     pub selector_labels: Vec<String>,
 
-    /// HTTP header to determine tenant.
+    /// HTTP header to determine tenant. Strata has no tenancy: only the default is accepted.
     #[arg(
         long = "query.tenant-header",
         env = "STRATA_QUERY_TENANT_HEADER",
@@ -189,7 +190,8 @@ pub struct Config {
     )]
     pub query_tenant_header: String,
 
-    /// Default tenant ID to use if the tenant header is not present.
+    /// Default tenant ID to use if the tenant header is not present (only the default is
+    /// accepted: Strata has no tenancy).
     #[arg(
         long = "query.default-tenant-id",
         env = "STRATA_QUERY_DEFAULT_TENANT_ID",
@@ -228,7 +230,8 @@ pub struct Config {
     #[arg(long = "web.disable-cors", env = "STRATA_WEB_DISABLE_CORS")]
     pub web_disable_cors: bool,
 
-    /// Compression algorithm to use for gRPC requests to other clients (none or snappy).
+    /// Compression algorithm to use for gRPC requests to other clients (only none: snappy is
+    /// refused at start-up).
     #[arg(long = "grpc-compression", env = "STRATA_GRPC_COMPRESSION", default_value = "none", value_parser = ["none", "snappy"])]
     pub grpc_compression: String,
 
@@ -248,6 +251,53 @@ pub struct Config {
 }
 
 impl Config {
+    /// Refuses values Strata does not implement (a flag is never silently ignored) and flag
+    /// pairs Thanos refuses; every error names the flag.
+    pub fn validate(&self) -> strata_common::error::Result<()> {
+        use strata_common::flags::{refuse_both_forms, refuse_unless_default};
+        refuse_unless_default(
+            "--query.tenant-header",
+            &self.query_tenant_header.as_str(),
+            &"THANOS-TENANT",
+            "Strata has no tenancy; the stores are not asked per tenant",
+        )?;
+        refuse_unless_default(
+            "--query.default-tenant-id",
+            &self.query_default_tenant_id.as_str(),
+            &"default-tenant",
+            "Strata has no tenancy; the stores are not asked per tenant",
+        )?;
+        refuse_unless_default(
+            "--grpc-compression",
+            &self.grpc_compression.as_str(),
+            &"none",
+            "the gRPC client has no snappy compression",
+        )?;
+        refuse_both_forms(
+            "--endpoint.sd-config",
+            self.endpoint_sd_config.is_some(),
+            "--endpoint.sd-config-file",
+            self.endpoint_sd_config_file.is_some(),
+        )?;
+        self.selector_labels()?;
+        Ok(())
+    }
+
+    /// `--selector-label`s as one label set.
+    pub fn selector_labels(&self) -> strata_common::error::Result<Labels> {
+        let mut pairs = Vec::with_capacity(self.selector_labels.len());
+        for flag in &self.selector_labels {
+            let pair = strata_common::flags::parse_label_flag(flag).map_err(|reason| {
+                strata_common::error::Error::InvalidFlag {
+                    flag: "--selector-label",
+                    reason,
+                }
+            })?;
+            pairs.push(pair);
+        }
+        Ok(Labels::from_pairs(pairs))
+    }
+
     /// Whether partial responses are allowed by default, after `--no-query.partial-response`.
     pub fn partial_response_enabled(&self) -> bool {
         self.query_partial_response && !self.no_query_partial_response

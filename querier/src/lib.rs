@@ -28,7 +28,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use strata_common::http_server::Prober;
 use strata_common::shutdown::Shutdown;
 use strata_common::telemetry::MetricsRegistry;
@@ -36,7 +35,7 @@ use strata_common::{grpc_server, http_server, telemetry};
 
 pub use config::Config;
 use endpoints::EndpointSet;
-use endpoints::discovery::{Discovery, Target};
+use endpoints::discovery::{Discovery, Target, parse_endpoint_config, read_endpoint_config_file};
 pub use error::{Error, Result};
 
 /// The Thanos subcommand word this binary accepts as its optional first argument.
@@ -51,21 +50,6 @@ pub struct Started {
     pub grpc_address: SocketAddr,
     pub prober: Prober,
     pub endpoints: Arc<EndpointSet>,
-}
-
-/// The endpoints of `--endpoint.sd-config(-file)` (Thanos's format; only `address` and
-/// `strict` are used, client settings come from the global `--grpc-client-*` flags).
-#[derive(Debug, Deserialize)]
-struct EndpointSdConfig {
-    #[serde(default)]
-    endpoints: Vec<EndpointSdEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-struct EndpointSdEntry {
-    address: String,
-    #[serde(default)]
-    strict: bool,
 }
 
 fn static_targets(config: &Config) -> Result<Vec<Target>> {
@@ -89,27 +73,11 @@ fn static_targets(config: &Config) -> Result<Vec<Target>> {
                 }),
         )
         .collect();
-    let sd_text = match (&config.endpoint_sd_config, &config.endpoint_sd_config_file) {
-        (Some(text), _) => Some(text.clone()),
-        (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|err| Error::SdFile {
-            path: path.clone(),
-            reason: err.to_string(),
-        })?),
-        (None, None) => None,
-    };
-    if let Some(text) = sd_text {
-        let parsed: EndpointSdConfig =
-            serde_yaml::from_str(&text).map_err(|err| Error::SdFile {
-                path: config
-                    .endpoint_sd_config_file
-                    .clone()
-                    .unwrap_or_else(|| "--endpoint.sd-config".into()),
-                reason: err.to_string(),
-            })?;
-        targets.extend(parsed.endpoints.into_iter().map(|entry| Target {
-            address: entry.address,
-            strict: entry.strict,
-        }));
+    if let Some(text) = &config.endpoint_sd_config {
+        targets.extend(parse_endpoint_config(text).map_err(|reason| Error::SdFile {
+            path: "--endpoint.sd-config".into(),
+            reason,
+        })?);
     }
     Ok(targets)
 }
@@ -121,7 +89,8 @@ pub async fn start(
     registry: &MetricsRegistry,
     shutdown: &Shutdown,
 ) -> Result<Started> {
-    // Prefix flags are checked before anything listens: a bad one fails start-up.
+    // Flags are checked before anything listens: a bad one fails start-up.
+    config.validate()?;
     let ui_config = ui::UiConfig {
         partial_response: config.partial_response_enabled(),
         auto_downsampling: config.query_auto_downsampling,
@@ -140,7 +109,7 @@ pub async fn start(
     }
     let prober = Prober::new(COMPONENT, registry);
     let metrics = metrics::QuerierMetrics::new(registry);
-    let discovery = Discovery::new(
+    let mut discovery = Discovery::new(
         static_targets(config)?,
         config.store_sd_files.clone(),
         config.store_sd_interval,
@@ -148,6 +117,15 @@ pub async fn start(
         strata_common::dns::Resolver::system(),
         metrics.clone(),
     );
+    if let Some(path) = &config.endpoint_sd_config_file {
+        // Read now so that a bad file fails start-up; re-read while running.
+        let initial = read_endpoint_config_file(path)?;
+        discovery = discovery.with_endpoint_config_file(
+            path.clone(),
+            config.endpoint_sd_config_reload_interval,
+            initial,
+        );
+    }
     // Check the client TLS flags before anything listens: a bad CA path fails startup.
     strata_common::storeapi::client_tls_config(&config.grpc_client, "localhost")?;
     let endpoint_set = Arc::new(EndpointSet::new(
@@ -158,7 +136,9 @@ pub async fn start(
     ));
     let proxy = proxy::Proxy::new(Arc::clone(&endpoint_set), config.store_response_timeout);
 
-    let (store, info) = store_server::ProxyStore::new(proxy.clone()).into_servers();
+    let (store, info) = store_server::ProxyStore::new(proxy.clone())
+        .with_selector_labels(config.selector_labels()?)
+        .into_servers();
     let routes = tonic::service::Routes::new(
         grpc_server::HealthService::new(prober.clone(), &["thanos.Store", "thanos.info.Info"])
             .into_server(),

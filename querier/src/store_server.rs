@@ -4,6 +4,10 @@
 //! of the healthy stores' label sets and time range, and `without_replica_labels` support (the
 //! fan-out strips and re-sorts itself).
 //!
+//! `--selector-label`s (Thanos's proxy store selector labels) extend every advertised label set
+//! (they win over a store's own value) and narrow requests: a request whose matchers exclude
+//! them gets an empty answer, matchers on them are satisfied here and not sent on.
+//!
 //! The caller's gRPC deadline (`grpc-timeout`) bounds the whole fan-out: stores are asked with
 //! what is left of it, and when it passes the stream ends with `DeadlineExceeded` and the
 //! fan-out is dropped, so a stalled store cannot hold a stacked querier's call open forever.
@@ -17,7 +21,7 @@ use strata_common::labels::{labels_to_proto, matchers_from_proto};
 use strata_proto::thanos;
 use strata_proto::thanos::info::info_server::{Info, InfoServer};
 use strata_proto::thanos::store_server::{Store, StoreServer};
-use strata_tsdb::labels::Labels;
+use strata_tsdb::labels::{Labels, Matcher};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -30,11 +34,40 @@ const FRAME_BUFFER: usize = 64;
 #[derive(Debug, Clone)]
 pub struct ProxyStore {
     proxy: Proxy,
+    selector: Labels,
 }
 
 impl ProxyStore {
     pub fn new(proxy: Proxy) -> Self {
-        Self { proxy }
+        Self {
+            proxy,
+            selector: Labels::default(),
+        }
+    }
+
+    /// Sets the `--selector-label`s.
+    pub fn with_selector_labels(mut self, selector: Labels) -> Self {
+        self.selector = selector;
+        self
+    }
+
+    /// The matchers left to send on once the selector labels are applied, or `None` when the
+    /// matchers exclude the selector labels (nothing here can match).
+    fn narrow(&self, matchers: Vec<Matcher>) -> Option<Vec<Matcher>> {
+        let mut rest = Vec::with_capacity(matchers.len());
+        for matcher in matchers {
+            match self.selector.get(&matcher.name) {
+                Some(value) if matcher.matches(value) => {}
+                Some(_) => return None,
+                None => rest.push(matcher),
+            }
+        }
+        Some(rest)
+    }
+
+    /// `set` extended with the selector labels, whose values win.
+    fn extend(&self, set: &Labels) -> Labels {
+        Labels::new(self.selector.iter().chain(set.iter()).cloned().collect())
     }
 
     pub fn into_servers(self) -> (StoreServer<Self>, InfoServer<Self>) {
@@ -55,8 +88,12 @@ impl ProxyStore {
         let usable = self.proxy.endpoints.usable();
         let mut sets: Vec<Labels> = usable
             .iter()
-            .flat_map(|(_, info)| info.label_sets.iter().cloned())
+            .flat_map(|(_, info)| info.label_sets.iter().map(|set| self.extend(set)))
             .collect();
+        if sets.is_empty() && !usable.is_empty() && !self.selector.is_empty() {
+            // Stores without external labels: the selector labels alone describe us.
+            sets.push(self.selector.clone());
+        }
         sets.sort();
         sets.dedup();
         let min_time = usable.iter().map(|(_, info)| info.min_time).min();
@@ -117,6 +154,9 @@ impl Store for ProxyStore {
         let request = request.into_inner();
         let matchers =
             matchers_from_proto(&request.matchers).map_err(|err| err.to_grpc_status())?;
+        let Some(matchers) = self.narrow(matchers) else {
+            return Ok(Response::new(Box::pin(futures::stream::empty())));
+        };
         let partial = partial_response(
             request.partial_response_strategy,
             request.partial_response_disabled,
@@ -196,10 +236,15 @@ impl Store for ProxyStore {
     ) -> Result<Response<thanos::LabelNamesResponse>, Status> {
         let deadline = request_deadline(&request);
         let request = request.into_inner();
+        let matchers =
+            matchers_from_proto(&request.matchers).map_err(|err| err.to_grpc_status())?;
+        let Some(matchers) = self.narrow(matchers) else {
+            return Ok(Response::new(thanos::LabelNamesResponse::default()));
+        };
         let query = LabelsQuery {
             min_time: request.start,
             max_time: request.end,
-            matchers: matchers_from_proto(&request.matchers).map_err(|err| err.to_grpc_status())?,
+            matchers,
             replica_labels: request.without_replica_labels,
             partial_response: partial_response(
                 request.partial_response_strategy,
@@ -227,10 +272,15 @@ impl Store for ProxyStore {
     ) -> Result<Response<thanos::LabelValuesResponse>, Status> {
         let deadline = request_deadline(&request);
         let request = request.into_inner();
+        let matchers =
+            matchers_from_proto(&request.matchers).map_err(|err| err.to_grpc_status())?;
+        let Some(matchers) = self.narrow(matchers) else {
+            return Ok(Response::new(thanos::LabelValuesResponse::default()));
+        };
         let query = LabelsQuery {
             min_time: request.start,
             max_time: request.end,
-            matchers: matchers_from_proto(&request.matchers).map_err(|err| err.to_grpc_status())?,
+            matchers,
             replica_labels: request.without_replica_labels,
             partial_response: partial_response(
                 request.partial_response_strategy,

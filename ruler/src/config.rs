@@ -240,6 +240,12 @@ impl Config {
                 });
             }
         }
+        if self.alertmanagers_config.is_some() && self.alertmanagers_config_file.is_some() {
+            return Err(Error::InvalidFlag {
+                flag: "alertmanagers.config",
+                reason: "both --alertmanagers.config and --alertmanagers.config-file are set; give one of them".to_owned(),
+            });
+        }
         let am_config =
             self.alertmanagers_config.is_some() || self.alertmanagers_config_file.is_some();
         if am_config && !self.alertmanagers_urls.is_empty() {
@@ -317,49 +323,4 @@ pub fn humantime_like(duration: Duration) -> String {
     out
 }
 
-/// Parses `name="value"` (Go-quoted value) or `name=value`.
-pub fn parse_label_flag(flag: &str) -> std::result::Result<(String, String), String> {
-    let (name, value) = flag
-        .split_once('=')
-        .ok_or_else(|| format!("unrecognized label {flag:?}"))?;
-    let name = name.trim();
-    let valid = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        return Err(format!("unsupported format for label {flag:?}"));
-    }
-    let value = if value.starts_with('"') {
-        unquote_go(value).ok_or_else(|| format!("unsupported format for label {flag:?}"))?
-    } else {
-        value.to_owned()
-    };
-    Ok((name.to_owned(), value))
-}
-
-fn unquote_go(text: &str) -> Option<String> {
-    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                '\\' => out.push('\\'),
-                '"' => out.push('"'),
-                other => {
-                    out.push('\\');
-                    out.push(other);
-                }
-            }
-        } else if c == '"' {
-            return None;
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
-}
+pub use strata_common::flags::parse_label_flag;

@@ -75,9 +75,16 @@ pub struct TlsConfig {
 }
 
 impl HttpClientConfig {
-    /// Parses the YAML given inline or in a file (inline wins, as in Thanos).
+    /// Parses the YAML given inline or in a file (both at once are refused, as in Thanos).
     pub fn load(inline: Option<&str>, file: Option<&std::path::Path>) -> Result<Self> {
-        let text = match (inline.filter(|text| !text.trim().is_empty()), file) {
+        let inline = inline.filter(|text| !text.trim().is_empty());
+        strata_common::flags::refuse_both_forms(
+            "--prometheus.http-client",
+            inline.is_some(),
+            "--prometheus.http-client-file",
+            file.is_some(),
+        )?;
+        let text = match (inline, file) {
             (Some(text), _) => text.to_owned(),
             (None, Some(path)) => std::fs::read_to_string(path)
                 .map_err(|source| Error::io("read prometheus http client config", path, source))?,

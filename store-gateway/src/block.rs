@@ -46,6 +46,9 @@ pub struct BlockContext {
     pub metrics: StoreMetrics,
     /// Keep built index-headers on disk (`--cache-index-header`).
     pub keep_header_files: bool,
+    /// Parse index-headers on first use instead of when the block loads
+    /// (`--store.enable-index-header-lazy-reader`).
+    pub lazy_headers: bool,
 }
 
 /// A block served from the bucket.
@@ -141,7 +144,7 @@ impl BucketBlock {
                 Some((number, size))
             })
             .collect();
-        Ok(BucketBlock {
+        let loaded = BucketBlock {
             segment_sizes,
             series_estimate: positive(thanos.index_stats.series_max_size, DEFAULT_SERIES_ESTIMATE)
                 .min(DEFAULT_SERIES_ESTIMATE),
@@ -155,7 +158,14 @@ impl BucketBlock {
             header: Mutex::new(header),
             loading: tokio::sync::Mutex::new(()),
             last_used: Mutex::new(Instant::now()),
-        })
+        };
+        if !loaded.context.lazy_headers && loaded.header.lock().is_none() {
+            // Without the lazy reader (Thanos's default) the header is in memory from the
+            // start and stays there.
+            let header = loaded.load_header().await?;
+            *loaded.header.lock() = Some(Arc::new(header));
+        }
+        Ok(loaded)
     }
 
     pub fn ulid(&self) -> Ulid {

@@ -67,6 +67,10 @@ pub struct Caches {
     index: moka::sync::Cache<IndexKey, IndexValue>,
     chunks: moka::sync::Cache<(Ulid, u64), Chunk>,
     metrics: StoreMetrics,
+    /// Index items larger than this are not cached (`max_item_size`).
+    max_index_item: u64,
+    /// Index item types cached (`enabled_items`); empty caches all.
+    index_items: Arc<[String]>,
 }
 
 impl std::fmt::Debug for Caches {
@@ -121,7 +125,20 @@ impl Caches {
             index,
             chunks,
             metrics,
+            max_index_item: u64::MAX,
+            index_items: Arc::from(Vec::new()),
         }
+    }
+
+    /// Applies the index cache config's `max_item_size` and `enabled_items`.
+    pub fn with_index_item_limits(
+        mut self,
+        max_item_size: u64,
+        enabled_items: Vec<String>,
+    ) -> Self {
+        self.max_index_item = max_item_size;
+        self.index_items = Arc::from(enabled_items);
+        self
     }
 
     fn count(&self, item_type: &'static str, hit: bool) {
@@ -147,6 +164,13 @@ impl Caches {
     }
 
     pub fn put_index(&self, key: IndexKey, value: IndexValue) {
+        let item_type = key.item_type();
+        let size = u64::try_from(key.size().saturating_add(value.size())).unwrap_or(u64::MAX);
+        if size > self.max_index_item
+            || (!self.index_items.is_empty() && !self.index_items.iter().any(|t| t == item_type))
+        {
+            return;
+        }
         self.metrics
             .cache_items_added
             .get_or_create(&ItemTypeLabels {

@@ -76,7 +76,8 @@ pub struct Config {
     )]
     pub block_meta_fetch_concurrency: usize,
 
-    /// How blocks are discovered in the bucket (concurrent or recursive).
+    /// How blocks are discovered in the bucket (concurrent or recursive); both find the same
+    /// blocks, listed from the bucket's top level.
     #[arg(long = "block-discovery-strategy", env = "STRATA_BLOCK_DISCOVERY_STRATEGY", default_value = "concurrent", value_parser = ["concurrent", "recursive"])]
     pub block_discovery_strategy: String,
 
@@ -156,14 +157,16 @@ pub struct Config {
     #[arg(long = "no-cache-index-header", overrides_with = "cache_index_header")]
     pub no_cache_index_header: bool,
 
-    /// Load index-headers lazily, on first use.
+    /// Load index-headers lazily, on first use, and unload them after the idle timeout
+    /// (without it, a block's index-header is loaded with the block and kept, as in Thanos).
     #[arg(
         long = "store.enable-index-header-lazy-reader",
         env = "STRATA_STORE_ENABLE_INDEX_HEADER_LAZY_READER"
     )]
     pub enable_index_header_lazy_reader: bool,
 
-    /// Unload an in-memory index-header after it has not been used for this long.
+    /// With the lazy reader, unload an in-memory index-header after it has not been used for
+    /// this long (0: never).
     #[arg(
         long = "store.index-header-lazy-reader-idle-timeout",
         env = "STRATA_STORE_INDEX_HEADER_LAZY_READER_IDLE_TIMEOUT",
@@ -189,6 +192,36 @@ pub struct Config {
 }
 
 impl Config {
+    /// The index cache: `--index-cache.config(-file)` when given (only IN-MEMORY; other types
+    /// fail start-up), else an in-memory cache of `--index-cache-size`.
+    pub fn index_cache(
+        &self,
+    ) -> Result<crate::index_cache_config::IndexCacheConfig, strata_common::error::Error> {
+        strata_common::flags::refuse_both_forms(
+            "--index-cache.config",
+            self.index_cache_config.is_some(),
+            "--index-cache.config-file",
+            self.index_cache_config_file.is_some(),
+        )?;
+        let text = match (&self.index_cache_config, &self.index_cache_config_file) {
+            (Some(text), _) => text.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|err| {
+                strata_common::error::Error::InvalidFlag {
+                    flag: "--index-cache.config-file",
+                    reason: format!("read {}: {err}", path.display()),
+                }
+            })?,
+            (None, None) => {
+                return Ok(crate::index_cache_config::IndexCacheConfig {
+                    max_size: self.index_cache_size,
+                    max_item_size: u64::MAX,
+                    enabled_items: Vec::new(),
+                });
+            }
+        };
+        crate::index_cache_config::parse(&text, self.index_cache_size)
+    }
+
     /// Whether index-headers are kept on disk, after `--no-cache-index-header`.
     pub fn cache_index_header_enabled(&self) -> bool {
         self.cache_index_header && !self.no_cache_index_header

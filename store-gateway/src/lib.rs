@@ -5,8 +5,9 @@
 //!   time partition, relabel shard, consistency delay, deletion marks); the store is ready after
 //!   the first sync, and later syncs load new blocks and drop removed ones without a restart.
 //! - [`block`] and [`index_header`]: one block; its index-header (symbols and postings offset
-//!   table, Thanos's binary format) is built from ranged reads into `--data-dir`, parsed lazily
-//!   and dropped when idle.
+//!   table, Thanos's binary format) is built from ranged reads into `--data-dir` and parsed when
+//!   the block loads, or with `--store.enable-index-header-lazy-reader` on first use and
+//!   dropped when idle.
 //! - [`postings`]: matchers to series references with roaring bitmaps.
 //! - [`store`]: the loaded block set and the StoreAPI (sorted, streamed Series; LabelNames;
 //!   LabelValues; Info), with limits answered by ResourceExhausted.
@@ -18,14 +19,16 @@
 //! A block that fails during a query is reported as a warning frame (partial response WARN) or
 //! fails the call (ABORT).
 //!
-//! Not implemented yet: remote index caches (memcached/redis `--index-cache.config`), lazy
-//! expanded postings, Series response hints with query stats, the `snappy` postings codecs of
-//! Thanos's shared caches. Block discovery always lists the top level (`concurrent`).
+//! Not implemented: remote index caches (memcached/redis `--index-cache.config` types are
+//! refused at start-up), lazy expanded postings, Series response hints with query stats, the
+//! `snappy` postings codecs of Thanos's shared caches. Both `--block-discovery-strategy`s find
+//! the same blocks: the bucket's top level is listed either way.
 
 pub mod block;
 pub mod cache;
 mod config;
 pub mod error;
+pub mod index_cache_config;
 pub mod index_header;
 pub mod metrics;
 pub mod postings;
@@ -118,17 +121,20 @@ pub async fn start(
                 source: Box::new(source),
             }
         })?;
+    let index_cache = config.index_cache()?;
     let caches = Caches::new(
-        config.index_cache_size,
+        index_cache.max_size,
         config.chunk_pool_size,
         store_metrics.clone(),
-    );
+    )
+    .with_index_item_limits(index_cache.max_item_size, index_cache.enabled_items);
     let context = BlockContext {
         bucket: bucket.clone(),
         data_dir: config.data_dir.clone(),
         caches,
         metrics: store_metrics.clone(),
         keep_header_files: config.cache_index_header_enabled(),
+        lazy_headers: config.enable_index_header_lazy_reader,
     };
     let store = Arc::new(BucketStore::new(
         context,
@@ -169,7 +175,9 @@ pub async fn start(
     prober.set_not_ready("initial block sync has not finished");
 
     let interval = config.sync_block_duration.max(Duration::from_secs(1));
-    let idle = config.index_header_idle_timeout;
+    // Idle headers are unloaded only by the lazy reader, and never with a timeout of 0.
+    let idle = Some(config.index_header_idle_timeout)
+        .filter(|idle| config.enable_index_header_lazy_reader && !idle.is_zero());
     {
         let store = Arc::clone(&store);
         let prober = prober.clone();
@@ -193,7 +201,7 @@ async fn sync_loop(
     fetcher: Arc<MetaFetcher>,
     prober: Prober,
     interval: Duration,
-    idle: Duration,
+    idle: Option<Duration>,
     token: CancellationToken,
 ) -> Result<()> {
     let mut retry = Duration::from_millis(500);
@@ -228,12 +236,15 @@ async fn sync_loop(
     }
     let mut sync_tick = tokio::time::interval(interval);
     sync_tick.tick().await;
-    let mut unload_tick = tokio::time::interval((idle / 4).max(Duration::from_secs(1)));
+    let unload_every = idle.map_or(Duration::from_secs(3600), |idle| {
+        (idle / 4).max(Duration::from_secs(1))
+    });
+    let mut unload_tick = tokio::time::interval(unload_every);
     loop {
         tokio::select! {
             () = token.cancelled() => return Ok(()),
-            _ = unload_tick.tick() => {
-                let unloaded = store.unload_idle_headers(idle);
+            _ = unload_tick.tick(), if idle.is_some() => {
+                let unloaded = idle.map_or(0, |idle| store.unload_idle_headers(idle));
                 if unloaded > 0 {
                     tracing::debug!(unloaded, "unloaded idle index-headers");
                 }

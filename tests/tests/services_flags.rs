@@ -225,3 +225,90 @@ fn bad_flags_fail_fast_and_name_the_flag() -> anyhow::Result<()> {
     assert!(stderr.contains("tracing"), "{stderr}");
     Ok(())
 }
+
+/// Thanos flags Strata accepts but whose value it cannot honour fail start-up, naming the flag,
+/// instead of being silently ignored; so do config flags given both inline and as a file.
+#[test]
+fn unimplemented_flag_values_refuse_to_start() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("config.yml");
+    std::fs::write(&file, "type: IN-MEMORY\n")?;
+    let file_flag = |name: &str| format!("--{name}={}", file.display());
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket)?;
+    let objstore = format!(
+        "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        bucket.display()
+    );
+    let listen = ["--http-address=127.0.0.1:0", "--grpc-address=127.0.0.1:0"];
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "strata-querier",
+            vec!["--query.tenant-header=X-Tenant".into()],
+            "--query.tenant-header",
+        ),
+        (
+            "strata-querier",
+            vec!["--query.default-tenant-id=team-a".into()],
+            "--query.default-tenant-id",
+        ),
+        (
+            "strata-querier",
+            vec!["--grpc-compression=snappy".into()],
+            "--grpc-compression",
+        ),
+        (
+            "strata-querier",
+            vec!["--selector-label=no quotes \"".into()],
+            "--selector-label",
+        ),
+        (
+            "strata-querier",
+            vec![
+                "--endpoint.sd-config=endpoints: []".into(),
+                file_flag("endpoint.sd-config-file"),
+            ],
+            "--endpoint.sd-config",
+        ),
+        (
+            "strata-querier",
+            vec!["--tracing.config=type: JAEGER\nconfig: {}\n".into()],
+            "--tracing.config",
+        ),
+        (
+            "strata-store-gateway",
+            vec![
+                objstore.clone(),
+                "--index-cache.config=type: MEMCACHED\nconfig:\n  addresses: [a:11211]\n".into(),
+            ],
+            "--index-cache.config",
+        ),
+        (
+            "strata-store-gateway",
+            vec![
+                objstore.clone(),
+                "--index-cache.config=type: IN-MEMORY\n".into(),
+                file_flag("index-cache.config-file"),
+            ],
+            "--index-cache.config",
+        ),
+        (
+            "strata-store-gateway",
+            vec![
+                objstore.clone(),
+                "--selector.relabel-config=[]".into(),
+                file_flag("selector.relabel-config-file"),
+            ],
+            "--selector.relabel-config",
+        ),
+    ];
+    for (binary, flags, named) in cases {
+        let mut args: Vec<String> = listen.iter().map(|flag| (*flag).to_owned()).collect();
+        args.extend(flags.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (status, _, stderr) = run_to_completion(binary, &args)?;
+        assert!(!status.success(), "{binary} {flags:?} started");
+        assert!(stderr.contains(named), "{binary} {flags:?}: {stderr}");
+    }
+    Ok(())
+}

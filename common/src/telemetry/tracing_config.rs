@@ -1,8 +1,8 @@
 //! Thanos's tracing configuration (`--tracing.config` / `--tracing.config-file`): YAML with a
 //! `type` (OTLP, JAEGER, ...) and a provider-specific `config` map. It is parsed and validated
 //! (`deny_unknown_fields` for the OTLP fields Thanos defines) so that a Thanos manifest's
-//! tracing config is accepted or rejected as Thanos would; exporting spans is not implemented
-//! yet, which startup logs as a warning.
+//! tracing config that Thanos would reject gets the same parse error; exporting spans is not
+//! implemented, so a valid config fails start-up too, saying so (never silently ignored).
 
 use std::collections::BTreeMap;
 
@@ -69,28 +69,41 @@ impl TracingConfig {
     }
 }
 
-/// Reads the tracing config named by the flags (inline text wins over the file, as in Thanos),
-/// validates it and logs that span export is not implemented yet. `Ok(None)` means tracing is
-/// off.
+/// Reads the tracing config named by the flags. Span export is not implemented, so a tracing
+/// config fails start-up (a flag is never silently ignored): a malformed one with the parse
+/// error, a valid one saying that spans cannot be sent. Both flags at once are refused, as in
+/// Thanos. `Ok(None)` means tracing is off, which is the only way Strata runs.
 pub fn load_tracing_config(flags: &TracingFlags) -> Result<Option<TracingConfig>> {
-    let yaml = match (&flags.config, &flags.config_file) {
-        (Some(text), _) if !text.trim().is_empty() => text.clone(),
-        (_, Some(path)) => std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
-            what: "tracing config",
-            path: path.clone(),
-            source,
-        })?,
-        _ => return Ok(None),
+    let inline = flags.config.as_ref().filter(|text| !text.trim().is_empty());
+    crate::flags::refuse_both_forms(
+        "--tracing.config",
+        inline.is_some(),
+        "--tracing.config-file",
+        flags.config_file.is_some(),
+    )?;
+    let (flag, yaml) = match (inline, &flags.config_file) {
+        (Some(text), _) => ("--tracing.config", text.clone()),
+        (None, Some(path)) => (
+            "--tracing.config-file",
+            std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+                what: "tracing config",
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        (None, None) => return Ok(None),
     };
     if yaml.trim().is_empty() {
         return Ok(None);
     }
     let config = TracingConfig::parse(&yaml)?;
-    tracing::warn!(
-        provider = ?config.provider,
-        "tracing config accepted, but span export is not implemented yet; no spans are sent"
-    );
-    Ok(Some(config))
+    Err(Error::InvalidFlag {
+        flag,
+        reason: format!(
+            "tracing type {:?} is valid, but Strata cannot export spans; remove the tracing config",
+            config.provider
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -115,7 +128,7 @@ mod tests {
     }
 
     #[test]
-    fn flags_resolution() {
+    fn a_tracing_config_fails_start_up() {
         assert_eq!(
             load_tracing_config(&TracingFlags::default()).expect("no config"),
             None
@@ -127,11 +140,14 @@ mod tests {
             config_file: Some(path),
             config: None,
         };
-        let config = load_tracing_config(&flags).expect("file config");
-        assert_eq!(
-            config.map(|config| config.provider),
-            Some(TracingProvider::Jaeger)
-        );
+        let err = load_tracing_config(&flags).expect_err("no span export");
+        assert!(err.to_string().contains("--tracing.config-file"), "{err}");
+        let both = TracingFlags {
+            config: Some("type: JAEGER\n".to_owned()),
+            ..flags
+        };
+        let err = load_tracing_config(&both).expect_err("both forms");
+        assert!(err.to_string().contains("both"), "{err}");
         let missing = TracingFlags {
             config_file: Some("/nonexistent/t.yml".into()),
             config: None,

@@ -6,6 +6,10 @@
 //! - `dnssrv+_grpc._tcp.name`: SRV lookup, then A/AAAA of each target, with the record's port;
 //! - `dnssrvnoa+_grpc._tcp.name`: SRV lookup, the targets' names used as they are.
 //!
+//! `--endpoint.sd-config-file` (Thanos's endpoint config: `endpoints: [{address, strict,
+//! group}]`) is re-read every `--endpoint.sd-config-reload-interval`; a `group` entry is used as
+//! one address, like `--endpoint-group`.
+//!
 //! Files are re-read every `--store.sd-interval` and names re-resolved every
 //! `--store.sd-dns-interval` through [`strata_common::dns::Resolver`] (hickory-resolver:
 //! resolv.conf search and ndots, TCP fallback for truncated answers). A failed lookup or
@@ -50,8 +54,59 @@ pub fn read_sd_file(path: &std::path::Path) -> Result<Vec<String>> {
     Ok(groups.into_iter().flat_map(|group| group.targets).collect())
 }
 
+/// Thanos's `--endpoint.sd-config(-file)`: only `address`, `strict` and `group` are read;
+/// client settings come from the global `--grpc-client-*` flags.
+#[derive(Debug, Deserialize)]
+struct EndpointConfig {
+    #[serde(default)]
+    endpoints: Vec<EndpointConfigEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EndpointConfigEntry {
+    address: String,
+    #[serde(default)]
+    strict: bool,
+    /// An endpoint group: one address that load-balances several stores, asked as one.
+    #[serde(default)]
+    #[allow(dead_code)]
+    group: bool,
+}
+
+/// The endpoints of an `--endpoint.sd-config` text.
+pub fn parse_endpoint_config(text: &str) -> std::result::Result<Vec<Target>, String> {
+    let parsed: EndpointConfig = serde_yaml::from_str(text).map_err(|err| err.to_string())?;
+    Ok(parsed
+        .endpoints
+        .into_iter()
+        .map(|entry| Target {
+            address: entry.address,
+            strict: entry.strict,
+        })
+        .collect())
+}
+
+/// The endpoints of an `--endpoint.sd-config-file`.
+pub fn read_endpoint_config_file(path: &std::path::Path) -> Result<Vec<Target>> {
+    let failed = |reason: String| Error::SdFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| failed(err.to_string()))?;
+    parse_endpoint_config(&text).map_err(failed)
+}
+
+/// `--endpoint.sd-config-file` and how often it is re-read.
+#[derive(Debug, Clone)]
+struct EndpointConfigFile {
+    path: PathBuf,
+    interval: Duration,
+}
+
 #[derive(Debug, Default)]
 struct State {
+    config_read_at: Option<Instant>,
+    config_targets: Vec<Target>,
     files_read_at: Option<Instant>,
     file_addresses: Vec<String>,
     resolved_at: Option<Instant>,
@@ -65,6 +120,7 @@ pub struct Discovery {
     static_addresses: Vec<Target>,
     sd_files: Vec<PathBuf>,
     sd_interval: Duration,
+    endpoint_config: Option<EndpointConfigFile>,
     dns_interval: Duration,
     resolver: Resolver,
     metrics: QuerierMetrics,
@@ -84,6 +140,7 @@ impl Discovery {
             static_addresses,
             sd_files,
             sd_interval,
+            endpoint_config: None,
             dns_interval,
             resolver,
             metrics,
@@ -91,9 +148,38 @@ impl Discovery {
         }
     }
 
+    /// Adds `--endpoint.sd-config-file` at `path`, already read once into `initial`, to be
+    /// re-read every `interval` (a failed read keeps the previous endpoints).
+    pub fn with_endpoint_config_file(
+        mut self,
+        path: PathBuf,
+        interval: Duration,
+        initial: Vec<Target>,
+    ) -> Self {
+        self.endpoint_config = Some(EndpointConfigFile { path, interval });
+        let state = self.state.get_mut();
+        state.config_targets = initial;
+        state.config_read_at = Some(Instant::now());
+        self
+    }
+
     /// The endpoint addresses to use now.
     pub async fn targets(&self) -> Vec<Target> {
         let mut state = self.state.lock().await;
+        if let Some(config) = &self.endpoint_config {
+            let due = state
+                .config_read_at
+                .is_none_or(|at| at.elapsed() >= config.interval);
+            if due {
+                match read_endpoint_config_file(&config.path) {
+                    Ok(targets) => state.config_targets = targets,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "endpoint config reload failed; keeping previous endpoints");
+                    }
+                }
+                state.config_read_at = Some(Instant::now());
+            }
+        }
         let files_due = state
             .files_read_at
             .is_none_or(|at| at.elapsed() >= self.sd_interval);
@@ -117,6 +203,7 @@ impl Discovery {
         let configured: Vec<Target> = self
             .static_addresses
             .iter()
+            .chain(&state.config_targets)
             .cloned()
             .chain(state.file_addresses.iter().map(|address| Target {
                 address: address.clone(),
@@ -271,6 +358,54 @@ mod tests {
             "the lookup did not fail"
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// `--endpoint.sd-config-file` is re-read at its interval; a broken file keeps the
+    /// previous endpoints; `group` entries are used as one address each.
+    #[tokio::test]
+    async fn endpoint_config_file_is_reloaded() {
+        let dir = tempfile_dir().join("endpoint-config");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("endpoints.yml");
+        std::fs::write(
+            &path,
+            "endpoints:\n  - address: 10.0.0.1:10901\n    strict: true\n",
+        )
+        .expect("write");
+        let initial = read_endpoint_config_file(&path).expect("read");
+        let discovery = Discovery::new(
+            Vec::new(),
+            Vec::new(),
+            Duration::from_secs(300),
+            Duration::from_secs(30),
+            Resolver::system(),
+            QuerierMetrics::new(&strata_common::telemetry::MetricsRegistry::new()),
+        )
+        .with_endpoint_config_file(path.clone(), Duration::ZERO, initial);
+        let addresses = |targets: Vec<Target>| {
+            targets
+                .into_iter()
+                .map(|t| (t.address, t.strict))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            addresses(discovery.targets().await),
+            vec![("10.0.0.1:10901".to_owned(), true)]
+        );
+        std::fs::write(
+            &path,
+            "endpoints:\n  - address: 10.0.0.2:10901\n  - address: 10.0.0.3:10901\n    group: true\n",
+        )
+        .expect("rewrite");
+        assert_eq!(
+            addresses(discovery.targets().await),
+            vec![
+                ("10.0.0.2:10901".to_owned(), false),
+                ("10.0.0.3:10901".to_owned(), false)
+            ]
+        );
+        std::fs::write(&path, "endpoints: {broken").expect("break");
+        assert_eq!(addresses(discovery.targets().await).len(), 2);
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -534,3 +534,73 @@ async fn store_server_honours_the_callers_deadline() {
     );
     shutdown.cancel();
 }
+
+/// `--selector-label`: the querier as a store advertises its stores' label sets extended with
+/// the selector labels, answers nothing to matchers that exclude them, and satisfies matchers
+/// on them itself (the stores behind never see those).
+#[tokio::test]
+async fn selector_labels_extend_label_sets_and_narrow_requests() {
+    use futures::StreamExt;
+    use strata_proto::thanos::info::info_server::Info;
+    let shutdown = CancellationToken::new();
+    let store = InMemoryStore::new(vec![series(
+        &[("__name__", "up"), ("job", "a")],
+        &[(0, 1.0)],
+    )]);
+    let proxy = proxy_for(&[serve(store, &shutdown).await], Duration::ZERO).await;
+    let store = crate::store_server::ProxyStore::new(proxy)
+        .with_selector_labels(strata_tsdb::labels::Labels::from_pairs([("region", "eu")]));
+    let info = Info::info(&store, Request::new(Default::default()))
+        .await
+        .expect("info")
+        .into_inner();
+    assert!(!info.label_sets.is_empty(), "{info:?}");
+    for set in &info.label_sets {
+        assert!(
+            set.labels
+                .iter()
+                .any(|label| label.name == "region" && label.value == "eu"),
+            "{info:?}"
+        );
+    }
+    let request = |region: &str| {
+        Request::new(thanos::SeriesRequest {
+            min_time: 0,
+            max_time: 10_000,
+            matchers: vec![
+                thanos::LabelMatcher {
+                    r#type: thanos::label_matcher::Type::Eq as i32,
+                    name: "__name__".into(),
+                    value: "up".into(),
+                },
+                thanos::LabelMatcher {
+                    r#type: thanos::label_matcher::Type::Eq as i32,
+                    name: "region".into(),
+                    value: region.into(),
+                },
+            ],
+            ..Default::default()
+        })
+    };
+    for (region, expected) in [("eu", 1), ("us", 0)] {
+        let frames: Vec<_> = Store::series(&store, request(region))
+            .await
+            .expect("series")
+            .into_inner()
+            .collect()
+            .await;
+        let series = frames
+            .iter()
+            .filter(|frame| {
+                matches!(
+                    frame,
+                    Ok(thanos::SeriesResponse {
+                        result: Some(thanos::series_response::Result::Series(_))
+                    })
+                )
+            })
+            .count();
+        assert_eq!(series, expected, "region={region}: {frames:?}");
+    }
+    shutdown.cancel();
+}

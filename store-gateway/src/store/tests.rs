@@ -26,6 +26,7 @@ fn store_on(
         caches: Caches::new(1 << 20, 1 << 20, metrics.clone()),
         metrics: metrics.clone(),
         keep_header_files: true,
+        lazy_headers: true,
     };
     let store = BucketStore::new(
         context,

@@ -27,8 +27,8 @@ pub struct InspectArgs {
     /// Selects blocks by external label, `key="value"` (repeatable; all must match).
     #[arg(short = 'l', long = "selector")]
     selector: Vec<String>,
-    /// Sort by these columns (FROM, UNTIL, RANGE, #SERIES, #SAMPLES, COMP-LEVEL, RESOLUTION).
-    #[arg(long = "sort-by", value_delimiter = ',', default_value = "FROM")]
+    /// Sort by these columns.
+    #[arg(long = "sort-by", value_delimiter = ',', default_value = "FROM", value_parser = ["FROM", "UNTIL", "RANGE", "#SERIES", "#SAMPLES", "#CHUNKS", "COMP-LEVEL", "RESOLUTION"])]
     sort_by: Vec<String>,
     /// Output format.
     #[arg(long = "output", default_value = "table", value_parser = ["table", "csv", "tsv"])]
@@ -44,7 +44,8 @@ pub struct VerifyArgs {
         short = 'i',
         long = "issues",
         value_delimiter = ',',
-        default_value = "overlapped_blocks,index_known_issues,duplicated_compaction"
+        default_value = "overlapped_blocks,index_known_issues,duplicated_compaction",
+        value_parser = ["overlapped_blocks", "index_known_issues", "duplicated_compaction"]
     )]
     issues: Vec<String>,
     /// Only these blocks (index checks download each block).
@@ -137,6 +138,7 @@ pub async fn inspect(args: InspectArgs) -> Result<ExitCode> {
                 "RANGE" => m.max_time - m.min_time,
                 "#SERIES" => m.stats.num_series as i64,
                 "#SAMPLES" => m.stats.num_samples as i64,
+                "#CHUNKS" => m.stats.num_chunks as i64,
                 "COMP-LEVEL" => m.compaction.level,
                 "RESOLUTION" => m.resolution(),
                 _ => m.min_time,
@@ -382,7 +384,26 @@ pub async fn mark(args: MarkArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Compactor flags about the long-running service, which a one-shot bucket command has no use
+/// for: refused rather than ignored.
+const SERVICE_ONLY_FLAGS: [&str; 8] = [
+    "-w",
+    "--wait",
+    "--wait-interval",
+    "--http-address",
+    "--http-grace-period",
+    "--web.disable",
+    "--compact.progress-interval",
+    "--compact.cleanup-interval",
+];
+
 fn worker(args: &CompactorArgs) -> Result<strata_compactor::worker::Worker> {
+    for flag in &args.flags {
+        let name = flag.split_once('=').map_or(flag.as_str(), |(name, _)| name);
+        if SERVICE_ONLY_FLAGS.contains(&name) {
+            bail!("{name} applies to the compactor service, not to a one-shot bucket command");
+        }
+    }
     let mut argv = vec!["strata-compactor".to_owned()];
     argv.extend(args.flags.iter().cloned());
     let config = strata_compactor::Config::try_parse_from(argv)?;
