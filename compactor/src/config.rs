@@ -10,6 +10,7 @@ use strata_common::flags::{
     HttpServerFlags, LogFlags, ObjstoreFlags, TimeOrDuration, TracingFlags, parse_bytes,
     parse_duration,
 };
+use strata_tsdb::dedup::DedupFunc;
 
 /// Compacts, downsamples and applies retention to the blocks of a bucket.
 #[derive(Debug, Clone, Parser)]
@@ -87,13 +88,14 @@ pub struct Config {
     #[arg(long = "compact.cleanup-interval", env = "STRATA_COMPACT_CLEANUP_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     pub compact_cleanup_interval: Duration,
 
-    /// Frequency of calculating the compaction progress in the background (0s disables).
+    /// Frequency of calculating the compaction, downsampling and retention progress
+    /// (`thanos_compact_todo_*`) in the background when --wait is set. 0s disables it.
     #[arg(long = "compact.progress-interval", env = "STRATA_COMPACT_PROGRESS_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     pub compact_progress_interval: Duration,
 
-    /// Allow overlapping blocks to be compacted vertically. Strata always merges overlapping
-    /// blocks of a group (samples merged, exact duplicates dropped) instead of halting, so
-    /// this flag changes nothing; it is accepted for Thanos manifests.
+    /// Allow overlapping blocks of a group to be merged (irreversible vertical compaction,
+    /// samples merged by --deduplication.func). Without it, overlapping blocks halt the
+    /// compactor, as in Thanos. Always on when --deduplication.replica-label is set.
     #[arg(
         long = "compact.enable-vertical-compaction",
         env = "STRATA_COMPACT_ENABLE_VERTICAL_COMPACTION"
@@ -125,6 +127,8 @@ pub struct Config {
     pub block_meta_fetch_concurrency: usize,
 
     /// Label to treat as a replica indicator of blocks that can be deduplicated (repeatable).
+    /// The labels are removed so that replica blocks share a group, and vertical compaction
+    /// is enabled to merge them (irreversible).
     #[arg(
         long = "deduplication.replica-label",
         env = "STRATA_DEDUPLICATION_REPLICA_LABEL",
@@ -132,10 +136,10 @@ pub struct Config {
     )]
     pub deduplication_replica_labels: Vec<String>,
 
-    /// Deduplication algorithm for merging overlapping blocks: "" merges samples 1:1 (equal
-    /// timestamps once), "penalty" deduplicates HA replicas as the querier does. Strata uses
-    /// the penalty algorithm whenever --deduplication.replica-label is set, so that compacted
-    /// replicas answer what the querier's dedup=true answered.
+    /// Deduplication algorithm for merging overlapping blocks: "" merges samples 1:1 (every
+    /// sample of every block, equal timestamps once; right for identical replicas such as
+    /// Receive's), "penalty" follows one replica and switches on gaps, as the querier's
+    /// dedup=true does (right for Prometheus HA pairs; needs --deduplication.replica-label).
     #[arg(long = "deduplication.func", env = "STRATA_DEDUPLICATION_FUNC", default_value = "", value_parser = ["", "penalty"])]
     pub deduplication_func: String,
 
@@ -174,8 +178,8 @@ pub struct Config {
     )]
     pub selector_relabel_config: Option<String>,
 
-    /// Disable the block viewer UI (Strata's compactor has none: accepted for Thanos
-    /// manifests).
+    /// Disable the block viewer UI. Strata's compactor has no UI (it serves only /metrics and
+    /// the health probes), so there is nothing for this flag to disable.
     #[arg(long = "web.disable", env = "STRATA_WEB_DISABLE")]
     pub web_disable: bool,
 
@@ -192,6 +196,26 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether overlapping blocks are merged: `--compact.enable-vertical-compaction`, or
+    /// implied by `--deduplication.replica-label` (Thanos `runCompact`).
+    pub fn vertical_compaction(&self) -> bool {
+        self.compact_enable_vertical_compaction
+            || self
+                .deduplication_replica_labels
+                .iter()
+                .any(|label| !label.trim().is_empty())
+    }
+
+    /// How overlapping series are merged (`--deduplication.func`): "" is Prometheus's
+    /// compacting chained merge, "penalty" Thanos's penalty deduplication.
+    pub fn dedup_func(&self) -> DedupFunc {
+        if self.deduplication_func == "penalty" {
+            DedupFunc::Penalty
+        } else {
+            DedupFunc::Chain
+        }
+    }
+
     /// Refuses flag combinations Thanos refuses and values Strata does not implement.
     pub fn validate(&self) -> Result<(), strata_common::error::Error> {
         use strata_common::error::Error;

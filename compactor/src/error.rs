@@ -1,7 +1,8 @@
 //! The compactor's error type. Variants name the block or object they are about. Two questions
 //! decide what the loop does with an error: [`Error::is_halt`] (going on could lose or corrupt
-//! data: stop compacting, keep serving metrics) and [`Error::unreadable_block`] (a source
-//! block cannot be read: mark it and carry on without it).
+//! data, or merge blocks nobody allowed to be merged: stop compacting, keep serving metrics)
+//! and [`Error::unreadable_block`] (a source block cannot be read: mark it and carry on
+//! without it).
 
 use std::path::PathBuf;
 
@@ -48,6 +49,17 @@ pub enum Error {
     #[error("compacted block {block} failed verification: {detail}")]
     OutputVerification { block: Ulid, detail: String },
 
+    /// Blocks of one group overlap in time and vertical compaction is off: Thanos's
+    /// pre-compaction overlap check, a halt. `blocks` are (ULID, min time, max time).
+    #[error(
+        "pre compaction overlap check of group {group}: overlapping blocks {}; merging them needs --compact.enable-vertical-compaction (irreversible)",
+        overlap_list(.blocks)
+    )]
+    OverlappingBlocks {
+        group: String,
+        blocks: Vec<(Ulid, i64, i64)>,
+    },
+
     #[error("load objstore config")]
     Objstore {
         source: Box<strata_common::objstore::Error>,
@@ -91,7 +103,9 @@ impl Error {
     pub fn is_halt(&self) -> bool {
         matches!(
             self,
-            Error::OutputVerification { .. } | Error::Halted { .. }
+            Error::OutputVerification { .. }
+                | Error::OverlappingBlocks { .. }
+                | Error::Halted { .. }
         )
     }
 
@@ -131,6 +145,7 @@ impl ClassifiedError for Error {
             | Self::Compact { .. }
             | Self::Downsample { .. }
             | Self::OutputVerification { .. }
+            | Self::OverlappingBlocks { .. }
             | Self::Task { .. }
             | Self::Halted { .. } => ErrorCode::Internal,
         }
@@ -141,6 +156,15 @@ impl From<strata_common::error::Error> for Error {
     fn from(source: strata_common::error::Error) -> Self {
         Error::Common(Box::new(source))
     }
+}
+
+/// `01H... [min, max)` for each block, as Prometheus prints overlaps.
+fn overlap_list(blocks: &[(Ulid, i64, i64)]) -> String {
+    blocks
+        .iter()
+        .map(|(ulid, min, max)| format!("{ulid} [{min}, {max})"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,11 +10,14 @@
 //!
 //! Without `--wait` one iteration runs and the process exits 0, or non-zero on failure. With
 //! it, iterations repeat every `--wait-interval` (cleanup every `--compact.cleanup-interval`
-//! in between) until SIGTERM; a failed iteration is retried at the next interval. The
-//! process is ready once its first bucket sync worked. Where going on could corrupt data (a
-//! block it wrote fails its check) it halts: `thanos_compact_halted` 1, the reason logged, no
-//! more iterations, metrics still served. An unreadable source block is marked no-compact
-//! (or no-downsample) with the reason and the rest carries on.
+//! in between) until SIGTERM; a failed iteration is retried at the next interval, and the
+//! progress gauges are recomputed every `--compact.progress-interval` in a task of their own.
+//! The process is ready once its first bucket sync worked. Where going on could corrupt data
+//! (a block it wrote fails its check) or merge what it was not allowed to (overlapping blocks
+//! without vertical compaction) it halts as Thanos does: `thanos_compact_halted` 1, the reason
+//! logged, no more iterations (cleanup and progress go on), metrics still served; without
+//! `--wait` it exits non-zero. An unreadable source block is marked no-compact (or
+//! no-downsample) with the reason and the rest carries on.
 
 pub mod bucket_blocks;
 mod config;
@@ -35,7 +38,6 @@ use strata_common::relabel::RelabelConfig;
 use strata_common::shutdown::Shutdown;
 use strata_common::telemetry::MetricsRegistry;
 use strata_common::{http_server, telemetry};
-use strata_tsdb::dedup::DedupFunc;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -64,12 +66,15 @@ pub fn build_worker(config: &Config, bucket: Bucket, metrics: CompactorMetrics) 
         config.selector_relabel_config_file.as_ref(),
     )?;
     metrics.delete_delay.set(config.delete_delay.as_secs_f64());
-    let overlap =
-        if config.deduplication_replica_labels.is_empty() && config.deduplication_func.is_empty() {
-            DedupFunc::Chain
-        } else {
-            DedupFunc::Penalty
-        };
+    let vertical_compaction = config.vertical_compaction();
+    if vertical_compaction {
+        tracing::info!(
+            replica_labels = %config.deduplication_replica_labels.join(","),
+            enable_vertical_compaction = config.compact_enable_vertical_compaction,
+            deduplication_func = %config.deduplication_func,
+            "vertical compaction is enabled: overlapping blocks of a group are merged"
+        );
+    }
     let syncer = Syncer::new(
         bucket,
         SyncConfig {
@@ -95,9 +100,9 @@ pub fn build_worker(config: &Config, bucket: Bucket, metrics: CompactorMetrics) 
             downsample_concurrency: config.downsample_concurrency,
             fetch_concurrency: config.compact_blocks_fetch_concurrency,
             files_concurrency: config.block_files_concurrency,
-            overlap,
+            vertical_compaction,
+            overlap: config.dedup_func(),
             max_index_size: config.compact_block_max_index_size,
-            track_progress: !config.compact_progress_interval.is_zero(),
         },
         metrics,
         cancel: Arc::new(AtomicBool::new(false)),
@@ -177,6 +182,14 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         shutdown.wait(drain).await;
         return result;
     }
+    if !config.compact_progress_interval.is_zero() {
+        let worker = Arc::clone(&started.worker);
+        let interval = config.compact_progress_interval;
+        shutdown.spawn("compact-progress", move |token| async move {
+            progress_loop(worker, interval, token).await;
+            Ok::<(), Error>(())
+        });
+    }
     {
         let worker = Arc::clone(&started.worker);
         let prober = started.prober.clone();
@@ -234,8 +247,19 @@ async fn wait_loop(
                 if err.is_halt() {
                     worker.metrics.halted.set(1);
                     tracing::error!(error = %message, "critical error detected; halting: compaction stops, the process stays up for inspection");
-                    token.cancelled().await;
-                    return;
+                    // Thanos's compaction loop blocks forever here while its cleanup and
+                    // progress loops go on.
+                    loop {
+                        if cleanup_interval.is_zero() {
+                            token.cancelled().await;
+                            return;
+                        }
+                        tokio::select! {
+                            () = tokio::time::sleep(cleanup_interval) => {}
+                            () = token.cancelled() => return,
+                        }
+                        background_cleanup(&worker).await;
+                    }
                 }
                 worker.metrics.retries.inc();
                 tracing::error!(error = %message, "compaction iteration failed; retrying after the wait interval");
@@ -255,9 +279,38 @@ async fn wait_loop(
             if tokio::time::Instant::now() >= deadline {
                 break;
             }
-            if let Err(err) = worker.cleanup().await {
-                tracing::warn!(error = %strata_common::error::error_chain(&err), "background cleanup failed");
-            }
+            background_cleanup(&worker).await;
+        }
+    }
+}
+
+/// One `--compact.cleanup-interval` round between (or after halted) iterations.
+async fn background_cleanup(worker: &Worker) {
+    if let Err(err) = worker.cleanup().await {
+        tracing::warn!(error = %strata_common::error::error_chain(&err), "background cleanup failed");
+    }
+}
+
+/// Recomputes the `thanos_compact_todo_*` gauges from a fresh sync every `interval`, the
+/// first time at once, as Thanos's progress calculators do beside the compaction loop (also
+/// after a halt). A failed sync is retried at the next interval.
+async fn progress_loop(
+    worker: Arc<Worker>,
+    interval: Duration,
+    token: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let result = tokio::select! {
+            result = worker.update_progress() => result,
+            () = token.cancelled() => return,
+        };
+        if let Err(err) = result {
+            worker.metrics.retries.inc();
+            tracing::warn!(error = %strata_common::error::error_chain(&err), "calculating compaction progress failed; retrying after the progress interval");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = token.cancelled() => return,
         }
     }
 }

@@ -145,6 +145,28 @@ pub fn select_all_overlapping<'a>(metas: &[&'a BlockMeta]) -> Vec<&'a BlockMeta>
     }
 }
 
+/// The blocks of a group that overlap another in time, sorted by min time: the input of
+/// Thanos's pre-compaction overlap check (Prometheus's `OverlappingBlocks`, half-open ranges,
+/// no-compact blocks included). The outputs of one split set share their time range by
+/// construction and count as one block. An incomplete set (a compaction killed before its last
+/// output was uploaded) is left out: its sources are still in the group, are compacted again,
+/// and the new complete set then makes it a duplicate.
+pub fn overlapping(blocks: &[BlockMeta]) -> Vec<&BlockMeta> {
+    let splits: Vec<Option<Split>> = blocks.iter().map(split_hint).collect();
+    let mut sets_seen = HashSet::new();
+    let mut units: Vec<&BlockMeta> = blocks
+        .iter()
+        .zip(&splits)
+        .filter(|(_, split)| match split {
+            None => true,
+            Some(split) => split_set_complete(split, &splits) && sets_seen.insert(split.set),
+        })
+        .map(|(meta, _)| meta)
+        .collect();
+    units.sort_by_key(|m| (m.min_time, m.ulid));
+    select_all_overlapping(&units)
+}
+
 /// The first run of blocks that overlap in time (input sorted by min time).
 pub fn select_overlapping<'a>(metas: &[&'a BlockMeta]) -> Vec<&'a BlockMeta> {
     let mut out: Vec<&BlockMeta> = Vec::new();
@@ -253,6 +275,15 @@ pub fn split_hint(meta: &BlockMeta) -> Option<Split> {
     })
 }
 
+/// Whether every output of `split`'s set is among `splits`.
+fn split_set_complete(split: &Split, splits: &[Option<Split>]) -> bool {
+    (1..=split.count).all(|index| {
+        splits.iter().flatten().any(|other| {
+            other.set == split.set && other.count == split.count && other.index == index
+        })
+    })
+}
+
 /// The split hint of output `index` (1-based) of `count` in set `set`.
 pub fn split_hint_text(set: Ulid, index: usize, count: usize) -> String {
     format!("{SPLIT_HINT_PREFIX}{index}-of-{count}-{set}")
@@ -287,13 +318,10 @@ pub fn duplicates(metas: &[BlockMeta]) -> Vec<Ulid> {
         // A split output covers anything only when its whole set is present.
         let complete: Vec<bool> = splits
             .iter()
-            .map(|split| match split {
-                None => true,
-                Some(split) => (1..=split.count).all(|index| {
-                    splits.iter().flatten().any(|other| {
-                        other.set == split.set && other.count == split.count && other.index == index
-                    })
-                }),
+            .map(|split| {
+                split
+                    .as_ref()
+                    .is_none_or(|split| split_set_complete(split, &splits))
             })
             .collect();
         for (b, block) in blocks.iter().enumerate() {

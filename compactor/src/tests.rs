@@ -1,8 +1,10 @@
 use std::path::Path;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use strata_tsdb::Block;
 use strata_tsdb::block::BlockWriter;
 use strata_tsdb::compact::encode_xor;
+use strata_tsdb::dedup::DedupFunc;
 use strata_tsdb::labels::Labels;
 use strata_tsdb::meta::{BlockMeta, ThanosMeta};
 use ulid::Ulid;
@@ -241,3 +243,90 @@ async fn fourteen_days_are_compacted_then_downsampled_to_5m_and_1h() {
     // 2 series x 14 days of hourly windows.
     assert_eq!(hour.stats.num_series, 2);
 }
+
+#[test]
+fn vertical_compaction_and_dedup_func_follow_thanos() {
+    let parse = |flags: &[&str]| {
+        let mut args = vec!["strata-compactor"];
+        args.extend_from_slice(flags);
+        Config::try_parse_from(args).expect("flags")
+    };
+    let defaults = parse(&[]);
+    assert!(!defaults.vertical_compaction());
+    assert_eq!(defaults.dedup_func(), DedupFunc::Chain);
+    assert!(parse(&["--compact.enable-vertical-compaction"]).vertical_compaction());
+    // Replica labels imply vertical compaction; the merge is still the 1:1 one unless
+    // penalty is asked for.
+    let replicas = parse(&["--deduplication.replica-label=replica"]);
+    assert!(replicas.vertical_compaction());
+    assert_eq!(replicas.dedup_func(), DedupFunc::Chain);
+    let penalty = parse(&[
+        "--deduplication.replica-label=replica",
+        "--deduplication.func=penalty",
+    ]);
+    assert!(penalty.validate().is_ok());
+    assert_eq!(penalty.dedup_func(), DedupFunc::Penalty);
+    let help = Config::command().render_long_help().to_string();
+    assert!(help.contains("has no UI"), "{help}");
+}
+
+#[tokio::test]
+async fn progress_gauges_are_recomputed_every_interval() {
+    let bucket = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        bucket_block(bucket.path(), "a", i * 2 * H, (i + 1) * 2 * H, 1);
+    }
+    let metrics = MetricsRegistry::new();
+    let shutdown = Shutdown::new();
+    let started = start(
+        &config(bucket.path(), data.path(), &["--wait"]),
+        &metrics,
+        &shutdown,
+    )
+    .await
+    .expect("start");
+    let worker = Arc::clone(&started.worker);
+    let progress = tokio::spawn(progress_loop(
+        Arc::clone(&worker),
+        Duration::from_millis(50),
+        shutdown.child_token(),
+    ));
+    let wait_for = |compactions: i64, blocks: i64| {
+        let worker = Arc::clone(&worker);
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let got = (
+                    worker.metrics.todo_compactions.get(),
+                    worker.metrics.todo_compaction_blocks.get(),
+                );
+                if got == (compactions, blocks) {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "progress stayed at {got:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // 0..8h merges (4 blocks); the newest block is left alone.
+    wait_for(1, 4).await;
+    // New blocks appear: the next round sees them without any compaction iteration.
+    for i in 5..9 {
+        bucket_block(bucket.path(), "a", i * 2 * H, (i + 1) * 2 * H, 1);
+    }
+    // 0..8h and 8..16h, 4 blocks each; the newest block is left alone.
+    wait_for(2, 8).await;
+    assert_eq!(worker.metrics.todo_downsample_blocks.get(), 0);
+    assert_eq!(worker.metrics.iterations.get(), 0);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), progress)
+        .await
+        .expect("stops")
+        .expect("join");
+}
+
+mod vertical;

@@ -2,6 +2,12 @@
 //! another block holds, compact every group until its planner has nothing left (groups in
 //! parallel), downsample (two passes), apply retention, and delete what is due.
 //!
+//! Overlapping blocks in a group are merged only with vertical compaction
+//! (`--compact.enable-vertical-compaction` or `--deduplication.replica-label`), by
+//! `--deduplication.func`; without it they are a halt error, as in Thanos. The progress gauges
+//! (`thanos_compact_todo_*`) are computed by [`Worker::update_progress`], which the service
+//! runs every `--compact.progress-interval`.
+//!
 //! Crash safety: every bucket change is ordered so that a process killed at any point leaves a
 //! bucket the next iteration repairs without losing data. An output block appears (meta.json
 //! last) before its sources get deletion marks; sources an output already holds are marked as
@@ -48,9 +54,11 @@ pub struct Settings {
     pub downsample_concurrency: usize,
     pub fetch_concurrency: usize,
     pub files_concurrency: usize,
+    /// Whether overlapping blocks of a group are merged; when not, they halt the compactor.
+    pub vertical_compaction: bool,
+    /// How overlapping series are merged when they are.
     pub overlap: DedupFunc,
     pub max_index_size: u64,
-    pub track_progress: bool,
 }
 
 /// Runs iterations; shared by the service loop and `strata-tools bucket`.
@@ -78,9 +86,6 @@ impl Worker {
     pub async fn iteration(&self, on_synced: &(dyn Fn() + Sync)) -> Result<()> {
         let synced = self.syncer.sync(now_ms()).await?;
         on_synced();
-        if self.settings.track_progress {
-            self.record_progress(&synced);
-        }
         self.garbage_collect(&synced).await?;
         self.compact_all(synced).await?;
         if !self.settings.downsampling_disabled {
@@ -161,6 +166,22 @@ impl Worker {
         Ok(())
     }
 
+    /// Syncs and recomputes the `thanos_compact_todo_*` gauges (`--compact.progress-interval`).
+    pub async fn update_progress(self: &Arc<Self>) -> Result<()> {
+        let synced = self.syncer.sync(now_ms()).await?;
+        // Simulating every group's compactions is CPU work over all metas.
+        let worker = Arc::clone(self);
+        tokio::task::spawn_blocking(move || worker.record_progress(&synced))
+            .await
+            .map_err(|err| Error::Task {
+                task: "compact-progress",
+                reason: err.to_string(),
+            })
+    }
+
+    /// What Thanos's progress calculators count: the compactions the planner would run and
+    /// their blocks, the blocks due for downsampling (raw to 5m and 5m to 1h) and the blocks
+    /// past retention.
     fn record_progress(&self, synced: &Synced) {
         let mut compactions = 0;
         let mut blocks = 0;
@@ -182,9 +203,13 @@ impl Worker {
         }
         self.metrics.todo_compactions.set(compactions);
         self.metrics.todo_compaction_blocks.set(blocks);
-        self.metrics
-            .todo_downsample_blocks
-            .set(self.downsample_candidates(synced, RES_RAW).len() as i64);
+        let downsample = if self.settings.downsampling_disabled {
+            0
+        } else {
+            self.downsample_candidates(synced, RES_RAW).len()
+                + self.downsample_candidates(synced, RES_5M).len()
+        };
+        self.metrics.todo_downsample_blocks.set(downsample as i64);
         self.metrics
             .todo_deletion_blocks
             .set(self.retention_candidates(synced).len() as i64);
@@ -225,6 +250,25 @@ impl Worker {
                 .compaction_runs_started
                 .get_or_create(&resolution)
                 .inc();
+            if !self.settings.vertical_compaction {
+                // Thanos's pre-compaction overlap check: without vertical compaction,
+                // overlapping blocks mean something is wrong upstream (two producers with the
+                // same labels, a bad upload) and merging them would be irreversible.
+                let overlapping = plan::overlapping(&group.blocks);
+                if !overlapping.is_empty() {
+                    self.metrics
+                        .compaction_failures
+                        .get_or_create(&resolution)
+                        .inc();
+                    return Err(Error::OverlappingBlocks {
+                        group: group.key.clone(),
+                        blocks: overlapping
+                            .iter()
+                            .map(|m| (m.ulid, m.min_time, m.max_time))
+                            .collect(),
+                    });
+                }
+            }
             let selected = plan::plan(&group.blocks, &no_compact);
             if selected.is_empty() {
                 self.metrics
@@ -236,7 +280,8 @@ impl Worker {
             let refs: Vec<&BlockMeta> = selected.iter().collect();
             let overlapping = !plan::select_overlapping(&refs).is_empty();
             if overlapping && group.resolution != RES_RAW {
-                // Thanos does not merge overlapping downsampled blocks either.
+                // With vertical compaction on, Thanos marks overlapping downsampled blocks
+                // no-compact instead of merging them; so does Strata.
                 for meta in &selected {
                     self.mark_no_compact(
                         meta.ulid,

@@ -10,9 +10,9 @@
 //! - 16 days of one cluster: the first 14 days become one raw block, its 5m and its 1h
 //!   block; a `--query.auto-downsampling` querier asked with a 6h step reads the 1h block,
 //!   answers like raw over whole hours, and its instant selectors look back 1h.
-//! - An HA pair in a real S3 server (moto): with `--deduplication.replica-label=replica` the
-//!   overlapping replicas merge into blocks without the label that answer what the querier's
-//!   dedup=true answered before.
+//! - An HA pair in a real S3 server (moto): with `--deduplication.replica-label=replica` and
+//!   `--deduplication.func=penalty` the overlapping replicas merge into blocks without the
+//!   label that answer what the querier's dedup=true answered before.
 //! - A corrupt block is marked no-compact and the rest compacted; the process stays healthy.
 //! - kill -9 at random points of runs, then a full run: the data is unchanged, no sample is
 //!   served twice, and no object is left once the delete delay has passed.
@@ -435,7 +435,12 @@ async fn ha_pair_in_s3_is_deduplicated_like_the_querier() -> anyhow::Result<()> 
     let (status, logs) = run_once(
         &yaml,
         &dir.path().join("data"),
-        &["--delete-delay=0s", "--deduplication.replica-label=replica"],
+        &[
+            "--delete-delay=0s",
+            "--deduplication.replica-label=replica",
+            // The querier's algorithm; the default ("") would keep both replicas' samples.
+            "--deduplication.func=penalty",
+        ],
     )?;
     assert!(status.success(), "{logs}");
     let bucket = bucket(&yaml)?;
@@ -770,6 +775,54 @@ async fn tools_bucket_inspect_verify_mark_cleanup_downsample() -> anyhow::Result
         !ok && out.contains("overlapped_blocks") && out.contains(&new_id),
         "{out}"
     );
+
+    // Without vertical compaction the compactor halts on the overlap (Thanos's pre-compaction
+    // overlap check) and changes nothing: a single run exits non-zero; with --wait (which the
+    // harness passes) it stays up, healthy, with thanos_compact_halted 1.
+    let yaml_ref = &yaml;
+    let objects = move || async move {
+        let listing = directories(&bucket(yaml_ref)?).await?;
+        anyhow::Ok(
+            listing
+                .values()
+                .flat_map(|o| o.objects.iter().map(|i| i.path.clone()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let before = objects().await?;
+    let (status, logs) = run_once(&yaml, &dir.path().join("halt-data"), &["--delete-delay=0s"])?;
+    assert!(!status.success(), "{logs}");
+    assert!(
+        logs.contains("pre compaction overlap check") && logs.contains(&new_id),
+        "{logs}"
+    );
+    let halt_data = format!("--data-dir={}", dir.path().join("halt-data").display());
+    let process = StrataProcess::start(
+        Service::Compactor,
+        true,
+        &[
+            &objstore,
+            &halt_data,
+            "--consistency-delay=0s",
+            "--delete-delay=0s",
+        ],
+    )
+    .await?;
+    let url = format!("{}/metrics", process.http_url());
+    strata_tests::sidecar::wait_for("the halt", Duration::from_secs(60), || async {
+        let (_, body) = strata_tests::sidecar::http_get(&url).await?;
+        Ok(
+            (strata_tests::sidecar::metric_value(&body, "thanos_compact_halted") == Some(1.0))
+                .then_some(()),
+        )
+    })
+    .await?;
+    let (status, body) =
+        strata_tests::sidecar::http_get(&format!("{}/-/healthy", process.http_url())).await?;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    let (exit, _) = process.stop(Duration::from_secs(10)).await?;
+    assert!(exit.success());
+    assert_eq!(objects().await?, before, "blocks untouched");
 
     let (ok, out) = tools(&[
         "bucket",

@@ -117,6 +117,44 @@ fn duplicates_by_sources_and_split_sets() {
 }
 
 #[test]
+fn overlap_check_sees_a_split_set_as_one_block_and_skips_incomplete_sets() {
+    let ids = |metas: Vec<&BlockMeta>| metas.iter().map(|m| m.ulid).collect::<Vec<_>>();
+    let a = block(0, 2 * H);
+    let b = block(2 * H, 4 * H);
+    // Touching ranges are not overlaps (half-open, as Prometheus's OverlappingBlocks).
+    assert!(overlapping(&[b.clone(), a.clone()]).is_empty());
+    let c = block(H, 3 * H);
+    assert_eq!(
+        ids(overlapping(&[a.clone(), b.clone(), c.clone()])),
+        [a.ulid, c.ulid, b.ulid]
+    );
+
+    // A complete split set over 4h..6h: its outputs share the range by construction.
+    let set = Ulid::new();
+    let mut first = block(4 * H, 6 * H);
+    first.ulid = set;
+    first.compaction.hints = vec![split_hint_text(set, 1, 2)];
+    let mut second = block(4 * H, 6 * H);
+    second.compaction.hints = vec![split_hint_text(set, 2, 2)];
+    let complete = [a.clone(), b.clone(), first.clone(), second.clone()];
+    assert!(overlapping(&complete).is_empty());
+    // Half of another set beside its sources (a compaction killed mid-upload).
+    let killed = Ulid::new();
+    let mut half = block(0, 4 * H);
+    half.compaction.hints = vec![split_hint_text(killed, 1, 2)];
+    let mut with_half = complete.to_vec();
+    with_half.push(half);
+    assert!(overlapping(&with_half).is_empty());
+    // A set that overlaps another block is an overlap, reported once.
+    let d = block(5 * H, 7 * H);
+    let mut with_d = complete.to_vec();
+    with_d.push(d.clone());
+    let found = ids(overlapping(&with_d));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.contains(&d.ulid));
+}
+
+#[test]
 fn group_key_is_resolution_and_labels_hash() {
     let meta = block(0, H);
     let key = group_key(&meta);
