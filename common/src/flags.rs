@@ -68,7 +68,9 @@ pub struct GrpcServerFlags {
     )]
     pub grpc_server_tls_client_ca: String,
 
-    /// TLS supported minimum version for gRPC server (1.2 or 1.3).
+    /// TLS supported minimum version for gRPC server: 1.2 or 1.3 (1.3 accepts TLS 1.3 clients
+    /// only). Thanos's 1.0 and 1.1 are refused at start-up: Strata's TLS library (rustls)
+    /// does not speak them.
     #[arg(
         long = "grpc-server-tls-min-version",
         env = "STRATA_GRPC_SERVER_TLS_MIN_VERSION",

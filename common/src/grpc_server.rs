@@ -1,9 +1,11 @@
 //! The gRPC server every StoreAPI component runs on `--grpc-address` (tonic): TLS from the
-//! `--grpc-server-tls-*` flags, Thanos's transport settings (no message size limit, connection
-//! max age), the standard gRPC health service driven by the component's [`Prober`], and a tower
-//! layer recording the go-grpc-middleware metrics Thanos's dashboards use:
-//! `grpc_server_started_total`, `grpc_server_handled_total` and `grpc_server_handling_seconds`
-//! with labels `grpc_service`, `grpc_method`, `grpc_type` (and `grpc_code` on handled).
+//! `--grpc-server-tls-*` flags (handshaken in our own accept path with rustls so that
+//! `--grpc-server-tls-min-version` is enforced, [`tls`]), Thanos's transport settings (no
+//! message size limit, connection max age), the standard gRPC health service driven by the
+//! component's [`Prober`], and a tower layer recording the go-grpc-middleware metrics
+//! Thanos's dashboards use: `grpc_server_started_total`, `grpc_server_handled_total` and
+//! `grpc_server_handling_seconds` with labels `grpc_service`, `grpc_method`, `grpc_type` (and
+//! `grpc_code` on handled).
 //!
 //! A client cannot pin a connection: the first bytes must arrive within [`PREFACE_TIMEOUT`],
 //! then HTTP/2 keepalive pings must be answered, a connection carries at most
@@ -22,6 +24,7 @@ mod health;
 mod metrics;
 mod preface;
 mod snappy;
+mod tls;
 
 use std::time::Duration;
 
@@ -29,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 use crate::error::{Error, Result};
 use crate::flags::GrpcServerFlags;
@@ -38,6 +41,7 @@ use crate::telemetry::MetricsRegistry;
 pub use health::HealthService;
 pub use metrics::{GrpcMetricsLayer, GrpcServerMetrics, GrpcType, grpc_type_of};
 pub use snappy::SnappyRequestLayer;
+pub use tls::server_tls_config;
 
 /// Thanos sets gRPC send and receive limits to MaxInt32: frames of a big Series response may
 /// be far larger than tonic's 4 MiB default.
@@ -55,8 +59,9 @@ pub const MAX_REQUEST_SIZE: usize = snappy::MAX_REQUEST_BYTES;
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a new connection may take to send its first 24 bytes (HTTP/2 preface or TLS
-/// ClientHello); keepalive pings only start after that ([`preface`]).
+/// How long a new connection may take to send its first 24 bytes (the HTTP/2 preface);
+/// keepalive pings only start after that ([`preface`]). With TLS the handshake gets as long
+/// again before it ([`tls`]).
 pub const PREFACE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Concurrent streams (calls) per connection. grpc-go's default is unlimited; one querier's
@@ -97,71 +102,26 @@ impl Default for GrpcLimits {
     }
 }
 
-fn read_pem(what: &'static str, path: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::ReadFile {
-        what,
-        path: path.into(),
-        source,
-    })
-}
-
-/// The server TLS configuration for the flags, or `None` when TLS is off.
-pub fn server_tls_config(flags: &GrpcServerFlags) -> Result<Option<ServerTlsConfig>> {
-    if !flags.tls_enabled() {
-        return Ok(None);
-    }
-    if flags.grpc_server_tls_cert.is_empty() || flags.grpc_server_tls_key.is_empty() {
-        return Err(Error::GrpcServerTls {
-            reason: "both --grpc-server-tls-cert and --grpc-server-tls-key must be set".to_owned(),
-        });
-    }
-    let cert = read_pem("grpc server tls certificate", &flags.grpc_server_tls_cert)?;
-    let key = read_pem("grpc server tls key", &flags.grpc_server_tls_key)?;
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-    if !flags.grpc_server_tls_client_ca.is_empty() {
-        // Client certificates are verified exactly when a client CA is given, as in Thanos.
-        let ca = read_pem(
-            "grpc server tls client ca",
-            &flags.grpc_server_tls_client_ca,
-        )?;
-        tls = tls.client_ca_root(Certificate::from_pem(ca));
-    }
-    match flags.grpc_server_tls_min_version.as_str() {
-        // rustls speaks TLS 1.2 and 1.3 and does not let tonic pin the minimum; 1.3-only is
-        // therefore not enforced yet.
-        "1.2" | "1.3" => {}
-        other => {
-            return Err(Error::GrpcServerTls {
-                reason: format!(
-                    "unsupported --grpc-server-tls-min-version {other:?}; use 1.2 or 1.3"
-                ),
-            });
-        }
-    }
-    Ok(Some(tls))
-}
-
-/// A tonic server builder configured from the flags and `limits`: TLS, keepalive, connection
-/// max age and its grace, the per-connection stream cap.
-pub fn server_builder(flags: &GrpcServerFlags, limits: &GrpcLimits) -> Result<Server> {
-    let mut server = Server::builder()
+/// A tonic server builder configured from the flags and `limits`: keepalive, connection max
+/// age and its grace, the per-connection stream cap. TLS is not tonic's: [`serve`] hands it
+/// connections already through their handshake ([`tls`]).
+pub fn server_builder(flags: &GrpcServerFlags, limits: &GrpcLimits) -> Server {
+    Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS))
         .max_connection_age(flags.grpc_server_max_connection_age)
-        .max_connection_age_grace(limits.max_connection_age_grace);
-    if let Some(tls) = server_tls_config(flags)? {
-        server = server.tls_config(tls).map_err(|err| Error::GrpcServerTls {
-            reason: err.to_string(),
-        })?;
-    }
-    Ok(server)
+        .max_connection_age_grace(limits.max_connection_age_grace)
 }
 
 /// Serves `routes` (plus nothing else: add [`HealthService`] to them) on `listener` until
 /// `shutdown` is cancelled, then drains in-flight RPCs for at most `--grpc-grace-period`.
+///
+/// With TLS, connections are handshaken here ([`tls::incoming`], within the preface timeout)
+/// and tonic gets the established streams; either way a connection must then send the HTTP/2
+/// preface within `limits.preface_timeout`.
 pub async fn serve(
     flags: &GrpcServerFlags,
     metrics: &MetricsRegistry,
@@ -170,24 +130,49 @@ pub async fn serve(
     shutdown: CancellationToken,
     limits: GrpcLimits,
 ) -> Result<()> {
-    let grace_period = flags.grpc_grace_period;
+    let tls = server_tls_config(flags)?;
     let layer = GrpcMetricsLayer::new(GrpcServerMetrics::new(metrics));
     if let Ok(address) = listener.local_addr() {
-        tracing::info!(address = %address, tls = flags.tls_enabled(), "listening for gRPC");
+        tracing::info!(
+            address = %address,
+            tls = tls.is_some(),
+            tls_min_version = tls.is_some().then_some(flags.grpc_server_tls_min_version.as_str()),
+            "listening for gRPC"
+        );
     }
-    let stopping = shutdown.clone();
-    let preface_timeout = limits.preface_timeout;
-    let incoming = TcpListenerStream::new(listener).map(move |accepted| {
-        accepted.map(|stream| {
-            let _ = stream.set_nodelay(true);
-            preface::PrefaceDeadline::new(stream, preface_timeout)
-        })
-    });
-    let server = server_builder(flags, &limits)?
+    let router = server_builder(flags, &limits)
         .layer(layer)
         .layer(SnappyRequestLayer)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, async move { stopping.cancelled().await });
+        .add_routes(routes);
+    let stopping = shutdown.clone();
+    let signal = async move { stopping.cancelled().await };
+    let preface_timeout = limits.preface_timeout;
+    match tls {
+        None => {
+            let incoming = TcpListenerStream::new(listener).map(move |accepted| {
+                accepted.map(|stream| {
+                    let _ = stream.set_nodelay(true);
+                    preface::PrefaceDeadline::new(stream, preface_timeout)
+                })
+            });
+            let server = router.serve_with_incoming_shutdown(incoming, signal);
+            run_until_drained(server, &shutdown, flags.grpc_grace_period).await
+        }
+        Some(config) => {
+            let incoming = tls::incoming(listener, config, preface_timeout, preface_timeout);
+            let server = router.serve_with_incoming_shutdown(incoming, signal);
+            run_until_drained(server, &shutdown, flags.grpc_grace_period).await
+        }
+    }
+}
+
+/// Runs `server` until it ends or `shutdown` is cancelled, then gives in-flight RPCs at most
+/// `grace_period` to finish.
+async fn run_until_drained(
+    server: impl Future<Output = std::result::Result<(), tonic::transport::Error>>,
+    shutdown: &CancellationToken,
+    grace_period: Duration,
+) -> Result<()> {
     let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(|source| Error::ServeGrpc { source }),

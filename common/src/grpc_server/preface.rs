@@ -1,30 +1,33 @@
 //! A deadline for a new gRPC connection's first bytes. HTTP/2 keepalive pings start only once
 //! the connection is established, so without this a client that connects and then sends
-//! nothing, or dribbles the 24-byte HTTP/2 preface (or its TLS ClientHello) a byte at a
-//! time, would hold a connection and its task forever. Once [`PREFACE_BYTES`] have arrived the
-//! wrapper is transparent and the HTTP/2 keepalive takes over.
+//! nothing, or dribbles the 24-byte HTTP/2 preface a byte at a time, would hold a connection
+//! and its task forever. Once [`PREFACE_BYTES`] have arrived the wrapper is transparent and the
+//! HTTP/2 keepalive takes over.
+//!
+//! The wrapper sits on the plaintext side: over the TCP stream without TLS, over the
+//! established TLS stream with it (the TLS handshake has its own timeout, [`super::tls`]).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 
-/// The HTTP/2 client connection preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`) is 24 bytes; a TLS
-/// ClientHello is longer.
+/// The HTTP/2 client connection preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`) is 24 bytes.
 pub const PREFACE_BYTES: usize = 24;
 
-/// A TCP stream that fails its reads if the first [`PREFACE_BYTES`] do not arrive in time.
+/// A stream (TCP, or TLS over TCP) that fails its reads if the first [`PREFACE_BYTES`] do not
+/// arrive in time.
 #[derive(Debug)]
-pub struct PrefaceDeadline {
-    inner: tokio::net::TcpStream,
+pub struct PrefaceDeadline<S> {
+    inner: S,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     received: usize,
 }
 
-impl PrefaceDeadline {
-    pub fn new(inner: tokio::net::TcpStream, timeout: Duration) -> Self {
+impl<S> PrefaceDeadline<S> {
+    pub fn new(inner: S, timeout: Duration) -> Self {
         Self {
             inner,
             deadline: Some(Box::pin(tokio::time::sleep(timeout))),
@@ -33,15 +36,15 @@ impl PrefaceDeadline {
     }
 }
 
-impl Connected for PrefaceDeadline {
-    type ConnectInfo = TcpConnectInfo;
+impl<S: Connected> Connected for PrefaceDeadline<S> {
+    type ConnectInfo = S::ConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.inner.connect_info()
     }
 }
 
-impl AsyncRead for PrefaceDeadline {
+impl<S: AsyncRead + Unpin> AsyncRead for PrefaceDeadline<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         context: &mut Context<'_>,
@@ -70,7 +73,7 @@ impl AsyncRead for PrefaceDeadline {
     }
 }
 
-impl AsyncWrite for PrefaceDeadline {
+impl<S: AsyncWrite + Unpin> AsyncWrite for PrefaceDeadline<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         context: &mut Context<'_>,

@@ -1,5 +1,6 @@
 //! Tests of the gRPC server: metrics recorded per RPC with its code, health from the prober,
-//! TLS flag validation, shutdown.
+//! TLS flag validation and enforcement (the minimum version is checked with `openssl
+//! s_client`), connection deadlines, shutdown.
 
 use std::time::Duration;
 
@@ -492,6 +493,14 @@ async fn health_watch_follows_readiness() {
 
 /// Serves only the health service with `limits`; returns the address and the stop token.
 async fn serve_health(limits: GrpcLimits) -> (std::net::SocketAddr, CancellationToken) {
+    serve_health_with(flags(), limits).await
+}
+
+/// [`serve_health`] with the server flags `server_flags` (TLS).
+async fn serve_health_with(
+    server_flags: GrpcServerFlags,
+    limits: GrpcLimits,
+) -> (std::net::SocketAddr, CancellationToken) {
     let metrics = MetricsRegistry::new();
     let prober = Prober::new("test", &metrics);
     prober.set_ready();
@@ -503,9 +512,9 @@ async fn serve_health(limits: GrpcLimits) -> (std::net::SocketAddr, Cancellation
     let address = listener.local_addr().expect("address");
     let shutdown = CancellationToken::new();
     let stopping = shutdown.clone();
-    tokio::spawn(
-        async move { serve(&flags(), &metrics, listener, routes, stopping, limits).await },
-    );
+    tokio::spawn(async move {
+        serve(&server_flags, &metrics, listener, routes, stopping, limits).await
+    });
     (address, shutdown)
 }
 
@@ -594,5 +603,200 @@ async fn a_client_that_stops_answering_pings_is_disconnected() {
         closed_after < Duration::from_secs(5),
         "closed after {closed_after:?}"
     );
+    shutdown.cancel();
+}
+
+/// Server flags for TLS with the certificates of [`make_certificates`] in `dir`, no client CA.
+fn tls_flags(dir: &std::path::Path, min_version: &str) -> GrpcServerFlags {
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    GrpcServerFlags {
+        grpc_server_tls_cert: path("server.pem"),
+        grpc_server_tls_key: path("server.key"),
+        grpc_server_tls_min_version: min_version.into(),
+        ..flags()
+    }
+}
+
+/// Runs `openssl s_client` against `address` with `protocol` (`-tls1_2`, `-tls1_3`), stdin
+/// closed so that it leaves right after the handshake. The negotiated protocol and ALPN, or
+/// `None` if the handshake failed.
+async fn s_client(
+    dir: &std::path::Path,
+    address: std::net::SocketAddr,
+    protocol: &str,
+) -> Option<String> {
+    let child = tokio::process::Command::new("openssl")
+        .args(["s_client", "-alpn", "h2", "-CAfile", "ca.pem"])
+        .arg(protocol)
+        .arg("-connect")
+        .arg(address.to_string())
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run openssl s_client (install Debian's openssl package)");
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("openssl s_client did not finish")
+        .expect("openssl s_client");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.status.success().then_some(text)
+}
+
+#[tokio::test]
+async fn min_version_1_3_refuses_tls_1_2_clients() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_certificates(dir.path());
+    let (address, shutdown) =
+        serve_health_with(tls_flags(dir.path(), "1.3"), GrpcLimits::default()).await;
+    let refused = s_client(dir.path(), address, "-tls1_2").await;
+    assert!(refused.is_none(), "TLS 1.2 accepted: {refused:?}");
+    let accepted = s_client(dir.path(), address, "-tls1_3")
+        .await
+        .expect("TLS 1.3 handshake");
+    assert!(accepted.contains("TLSv1.3"), "{accepted}");
+    assert!(accepted.contains("ALPN protocol: h2"), "{accepted}");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn min_version_1_2_accepts_tls_1_2_and_1_3_clients() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_certificates(dir.path());
+    let (address, shutdown) =
+        serve_health_with(tls_flags(dir.path(), "1.2"), GrpcLimits::default()).await;
+    for (protocol, negotiated) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
+        let accepted = s_client(dir.path(), address, protocol)
+            .await
+            .unwrap_or_else(|| panic!("{protocol} handshake failed"));
+        assert!(accepted.contains(negotiated), "{accepted}");
+    }
+    // A gRPC client is served over the established TLS connection.
+    let client_flags = GrpcClientFlags {
+        grpc_client_tls_secure: true,
+        grpc_client_tls_ca: dir.path().join("ca.pem").to_string_lossy().into_owned(),
+        ..GrpcClientFlags::default()
+    };
+    let endpoint =
+        crate::storeapi::endpoint(&format!("localhost:{}", address.port()), &client_flags)
+            .expect("endpoint");
+    let channel = endpoint.connect().await.expect("connect");
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("health check over tls");
+    assert_eq!(response.into_inner().status, ServingStatus::Serving as i32);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn min_versions_rustls_lacks_are_refused_at_start_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_certificates(dir.path());
+    let shutdown = crate::shutdown::Shutdown::new();
+    for version in ["1.0", "1.1", "1.4", ""] {
+        let routes = tonic::service::Routes::new(
+            HealthService::new(Prober::new("test", &MetricsRegistry::new()), &[]).into_server(),
+        );
+        let err = start(
+            &tls_flags(dir.path(), version),
+            &MetricsRegistry::new(),
+            routes,
+            &shutdown,
+        )
+        .await
+        .expect_err("unsupported minimum version");
+        assert!(
+            err.to_string().contains("--grpc-server-tls-min-version"),
+            "{version}: {err}"
+        );
+    }
+    // Without TLS the flag is not looked at, as in Thanos.
+    assert!(
+        server_tls_config(&GrpcServerFlags {
+            grpc_server_tls_min_version: "1.1".into(),
+            ..flags()
+        })
+        .expect("no tls")
+        .is_none()
+    );
+    shutdown.cancel();
+    assert!(shutdown.wait(Duration::from_secs(10)).await);
+}
+
+/// A client that opens TCP and never finishes its TLS handshake is disconnected at the
+/// handshake timeout, and does not keep other clients from being served meanwhile.
+#[tokio::test]
+async fn a_client_stalling_the_tls_handshake_does_not_block_others() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_certificates(dir.path());
+    let limits = GrpcLimits {
+        preface_timeout: Duration::from_secs(3),
+        ..GrpcLimits::default()
+    };
+    let (address, shutdown) = serve_health_with(tls_flags(dir.path(), "1.3"), limits).await;
+    let mut stalled = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    // The start of a TLS record header, then nothing.
+    stalled.write_all(&[0x16, 0x03]).await.expect("write");
+    let started = std::time::Instant::now();
+    let accepted = s_client(dir.path(), address, "-tls1_3")
+        .await
+        .expect("TLS 1.3 handshake while another client stalls");
+    assert!(accepted.contains("TLSv1.3"), "{accepted}");
+    time_until_closed(&mut stalled, Duration::from_secs(20))
+        .await
+        .expect("the stalled handshake was not closed");
+    let closed_after = started.elapsed();
+    assert!(
+        closed_after < Duration::from_secs(10),
+        "closed after {closed_after:?}"
+    );
+    shutdown.cancel();
+}
+
+/// After the TLS handshake the HTTP/2 preface has its own deadline, as over plaintext.
+#[tokio::test]
+async fn a_client_stalling_after_the_tls_handshake_is_disconnected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_certificates(dir.path());
+    let limits = GrpcLimits {
+        preface_timeout: Duration::from_secs(2),
+        ..GrpcLimits::default()
+    };
+    let (address, shutdown) = serve_health_with(tls_flags(dir.path(), "1.3"), limits).await;
+    // s_client with stdin open and silent: handshakes, then sends nothing until the server
+    // closes the connection.
+    let mut child = tokio::process::Command::new("openssl")
+        .args([
+            "s_client", "-quiet", "-tls1_3", "-CAfile", "ca.pem", "-connect",
+        ])
+        .arg(address.to_string())
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run openssl s_client");
+    let started = std::time::Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the silent TLS connection was not closed")
+        .expect("wait for s_client");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "closed after {elapsed:?}, {status}"
+    );
+    drop(child.stdin.take());
     shutdown.cancel();
 }
