@@ -107,32 +107,47 @@ pub struct Config {
     )]
     pub min_time: TimeOrDuration,
 
-    /// Config file watched by the reloader.
+    /// Config file watched by the reloader: re-read every watch interval; a change reloads
+    /// Prometheus.
     #[arg(long = "reloader.config-file", env = "STRATA_RELOADER_CONFIG_FILE")]
     pub reloader_config_file: Option<PathBuf>,
 
-    /// Output file for environment variable substituted config file.
+    /// Output file for environment variable substituted config file: the config file with
+    /// every $(VAR) replaced by the variable's value (unset variables are an error), written
+    /// atomically. Requires --reloader.config-file; gzip-compressed input is refused.
     #[arg(
         long = "reloader.config-envsubst-file",
         env = "STRATA_RELOADER_CONFIG_ENVSUBST_FILE"
     )]
     pub reloader_config_envsubst_file: Option<PathBuf>,
 
-    /// Rule directories for the reloader to refresh (repeated field).
+    /// Rule directories for the reloader to refresh (repeated field): a change of any file in
+    /// them (symlinks followed) reloads Prometheus.
     #[arg(long = "reloader.rule-dir", env = "STRATA_RELOADER_RULE_DIR")]
     pub reloader_rule_dirs: Vec<PathBuf>,
 
-    /// Controls how often reloader re-reads config and rules.
+    /// Controls how often reloader re-reads config and rules (must be positive).
     #[arg(long = "reloader.watch-interval", env = "STRATA_RELOADER_WATCH_INTERVAL", default_value = "3m", value_parser = parse_duration)]
     pub reloader_watch_interval: Duration,
 
-    /// Controls how often reloader retries config reload in case of error.
+    /// Controls how often reloader retries config reload in case of error (within one watch
+    /// interval; must be positive).
     #[arg(long = "reloader.retry-interval", env = "STRATA_RELOADER_RETRY_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub reloader_retry_interval: Duration,
 
-    /// Method used to reload the configuration (http or signal).
+    /// Method used to reload the configuration: http (POST <prometheus.url>/-/reload, needs
+    /// Prometheus's --web.enable-lifecycle) or signal (SIGHUP to the process named
+    /// --reloader.process-name, in a shared PID namespace).
     #[arg(long = "reloader.method", env = "STRATA_RELOADER_METHOD", default_value = "http", value_parser = ["http", "signal"])]
     pub reloader_method: String,
+
+    /// Executable name used to match the process being reloaded when using the signal method.
+    #[arg(
+        long = "reloader.process-name",
+        env = "STRATA_RELOADER_PROCESS_NAME",
+        default_value = "prometheus"
+    )]
+    pub reloader_process_name: String,
 
     /// The maximum series allowed for a single Series request (0 = no limit).
     #[arg(

@@ -74,6 +74,28 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error(
+        "prometheus /-/reload answered {status}: {body}; have you set the --web.enable-lifecycle prometheus flag?"
+    )]
+    ReloadRejected { status: u16, body: String },
+
+    #[error("reload prometheus: {reason}")]
+    ReloadFailed { reason: String },
+
+    #[error(
+        "expand environment variables in {path}: found reference to unset environment variable {name:?}"
+    )]
+    UnsetEnvironmentVariable { path: PathBuf, name: String },
+
+    #[error("{path} is gzip-compressed; strata cannot decompress reloader config files")]
+    GzipConfig { path: PathBuf },
+
+    #[error("failed to find a process named {name:?} to send SIGHUP to")]
+    ProcessNotFound { name: String },
+
+    #[error("send SIGHUP to pid {pid}")]
+    Signal { pid: i32, source: std::io::Error },
+
     #[error("objstore config")]
     ObjstoreConfig {
         source: Box<strata_common::objstore::Error>,

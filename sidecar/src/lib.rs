@@ -9,14 +9,15 @@
 //!
 //! Modules: [`config`] (flags), [`prometheus`] (HTTP client), [`remote_read`] (frame and
 //! chunk decoding), [`heartbeat`] (shared metadata and its refresh), [`store`] (StoreAPI and
-//! Info), [`metrics`], [`error`]. The shipper (uploads) is `strata_common::shipper`, shared
-//! with the ruler.
+//! Info), [`reloader`] (config and rule watching, Prometheus reloads), [`metrics`], [`error`].
+//! The shipper (uploads) is `strata_common::shipper`, shared with the ruler.
 
 mod config;
 pub mod error;
 pub mod heartbeat;
 pub mod metrics;
 pub mod prometheus;
+pub mod reloader;
 pub mod remote_read;
 pub mod store;
 
@@ -34,8 +35,9 @@ pub use config::Config;
 pub use error::{Error, Result};
 
 use crate::heartbeat::{Heartbeat, PrometheusMeta};
-use crate::metrics::SidecarMetrics;
+use crate::metrics::{ReloaderMetrics, SidecarMetrics};
 use crate::prometheus::{HttpClientConfig, PrometheusClient};
+use crate::reloader::{Reloader, ReloaderConfig};
 use crate::store::{Limits, SidecarStore};
 
 /// The Thanos subcommand word this binary accepts as its optional first argument.
@@ -120,13 +122,15 @@ async fn check_block_durations(
     Ok(())
 }
 
-/// Starts the sidecar on `shutdown`'s tree: HTTP at once, then (once Prometheus answers) the
-/// StoreAPI, the heartbeat and the shipper. Returns when all are running.
+/// Starts the sidecar on `shutdown`'s tree: HTTP and the reloader at once, then (once
+/// Prometheus answers) the StoreAPI, the heartbeat and the shipper. Returns when all are
+/// running.
 pub async fn start(
     config: &Config,
     metrics: &MetricsRegistry,
     shutdown: &Shutdown,
 ) -> Result<Started> {
+    let reloader_config = ReloaderConfig::from_flags(config)?;
     let prober = Prober::new(COMPONENT, metrics);
     let router = http_server::router(metrics, &prober, axum::Router::new());
     let http_address = http_server::start(&config.http, router, shutdown).await?;
@@ -144,6 +148,15 @@ pub async fn start(
         config.remote_read_idle_timeout,
         &http_client,
     )?;
+    // Before waiting for Prometheus, which may need the substituted config file to start.
+    let reloader_metrics = ReloaderMetrics::register(metrics);
+    match reloader_config {
+        Some(reloader_config) => {
+            let reloader = Reloader::new(reloader_config, client.clone(), reloader_metrics);
+            shutdown.spawn("reloader", move |token| reloader.run(token));
+        }
+        None => tracing::info!("reloader: nothing to be watched"),
+    }
     let retry = config
         .prometheus_get_config_interval
         .min(Duration::from_secs(2));
@@ -237,6 +250,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             // Stop the HTTP server already running before reporting the start-up failure.
             shutdown.cancel();
             shutdown.wait(drain).await;
+            // A task that failed (the reloader's first apply) stopped the start-up: its error
+            // is the one to report.
+            if let Some(failure) = shutdown.failure() {
+                return Err(strata_common::error::Error::TaskFailed {
+                    task: failure.task,
+                    reason: failure.error.clone(),
+                }
+                .into());
+            }
             // SIGTERM while waiting for Prometheus is a clean stop, not a failure.
             return if stopping { Ok(()) } else { Err(err) };
         }

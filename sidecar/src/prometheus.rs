@@ -482,6 +482,61 @@ impl PrometheusClient {
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
+
+    /// `POST /-/reload`: asks Prometheus to reload its configuration and rules (the
+    /// reloader's http method). Only a 200 is a success, as in Thanos; Prometheus answers
+    /// 403 without `--web.enable-lifecycle` and 500 when the new configuration is invalid.
+    pub async fn reload(&self) -> Result<()> {
+        const PATH: &str = "/-/reload";
+        let request = self.client.post(format!("{}{PATH}", self.base_url));
+        let response = self
+            .authorize(request)
+            .send()
+            .await
+            .map_err(|source| Error::PrometheusRequest { path: PATH, source })?;
+        let status = response.status();
+        if status != reqwest::StatusCode::OK {
+            let body = response.text().await.unwrap_or_default();
+            return Err(Error::ReloadRejected {
+                status: status.as_u16(),
+                body: truncate(body),
+            });
+        }
+        Ok(())
+    }
+
+    /// What `/api/v1/status/runtimeinfo` says about the last configuration reload (the
+    /// reloader's signal method checks it before and after sending SIGHUP).
+    pub async fn config_reload_status(&self) -> Result<ConfigReloadStatus> {
+        const PATH: &str = "/api/v1/status/runtimeinfo";
+        let info: RuntimeInfo = self.get_api(PATH, &[]).await?;
+        let last_config_time = chrono::DateTime::parse_from_rfc3339(&info.last_config_time)
+            .map_err(|err| Error::PrometheusResponse {
+                path: PATH,
+                reason: format!("lastConfigTime {:?}: {err}", info.last_config_time),
+            })?
+            .with_timezone(&chrono::Utc);
+        Ok(ConfigReloadStatus {
+            success: info.reload_config_success,
+            last_config_time,
+        })
+    }
+}
+
+/// The configuration reload state Prometheus reports on `/api/v1/status/runtimeinfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigReloadStatus {
+    /// Whether the last reload (or the start-up load) succeeded.
+    pub success: bool,
+    /// When the configuration was last loaded successfully.
+    pub last_config_time: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RuntimeInfo {
+    reload_config_success: bool,
+    last_config_time: String,
 }
 
 fn truncate(mut body: String) -> String {

@@ -357,3 +357,79 @@ async fn a_stalled_remote_read_ends_at_the_callers_deadline() {
     assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+#[tokio::test]
+async fn reloader_metrics_are_exported_and_bad_reloader_flags_refused() {
+    let fake = FakePrometheus {
+        up: Arc::new(AtomicBool::new(true)),
+        config_yaml: LABELLED,
+        max_block_duration: "2h",
+    };
+    let address = serve_fake(fake).await;
+    let shutdown = Shutdown::new();
+    let err = start(
+        &config(address, &["--reloader.config-envsubst-file=/tmp/out.yml"]),
+        &MetricsRegistry::new(),
+        &shutdown,
+    )
+    .await
+    .expect_err("envsubst file without a config file");
+    assert!(
+        err.to_string().contains("--reloader.config-envsubst-file"),
+        "{err}"
+    );
+
+    let rules = tempfile::tempdir().expect("tempdir");
+    let rule_dir = format!("--reloader.rule-dir={}", rules.path().display());
+    let metrics = MetricsRegistry::new();
+    let shutdown = Shutdown::new();
+    start(&config(address, &[&rule_dir]), &metrics, &shutdown)
+        .await
+        .expect("start");
+    let text = metrics.encode().expect("metrics");
+    for line in [
+        "thanos_sidecar_reloader_reloads_total 0",
+        "thanos_sidecar_reloader_reloads_failed_total 0",
+        "thanos_sidecar_reloader_config_apply_operations_total 0",
+        "thanos_sidecar_reloader_config_apply_operations_failed_total 0",
+        "thanos_sidecar_reloader_last_reload_successful 0",
+        "thanos_sidecar_reloader_last_reload_success_timestamp_seconds 0",
+        "thanos_sidecar_reloader_watches 1",
+        "thanos_sidecar_reloader_watch_events_total 0",
+        "thanos_sidecar_reloader_watch_errors_total 0",
+        "thanos_sidecar_reloader_info{method=\"http\"} 1",
+    ] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    shutdown.cancel();
+    assert!(shutdown.wait(Duration::from_secs(10)).await);
+    assert!(shutdown.failure().is_none());
+}
+
+#[tokio::test]
+async fn a_reloader_that_cannot_read_its_config_stops_the_start_up() {
+    // Prometheus is not up yet: the sidecar is still waiting for it when the reloader fails.
+    let fake = FakePrometheus {
+        up: Arc::new(AtomicBool::new(false)),
+        config_yaml: LABELLED,
+        max_block_duration: "2h",
+    };
+    let address = serve_fake(fake).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = format!(
+        "--reloader.config-file={}",
+        dir.path().join("missing.yml").display()
+    );
+    let output = format!(
+        "--reloader.config-envsubst-file={}",
+        dir.path().join("out.yml").display()
+    );
+    let err = run(config(address, &[&input, &output]), Shutdown::new())
+        .await
+        .expect_err("the reloader's first apply fails");
+    let message = strata_common::error::error_chain(&err);
+    assert!(
+        message.contains("reloader") && message.contains("missing.yml"),
+        "{message}"
+    );
+}

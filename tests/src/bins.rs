@@ -163,9 +163,20 @@ impl StrataProcess {
         with_subcommand: bool,
         args: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::spawn_with_env(service, with_subcommand, args, &[]).await
+    }
+
+    /// [`StrataProcess::spawn`] with environment variables `env` set for the process.
+    pub async fn spawn_with_env(
+        service: Service,
+        with_subcommand: bool,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
         let grpc_address = service.has_grpc().then_some(any_port);
-        let mut process = Self::spawn_at(service, with_subcommand, any_port, grpc_address, args)?;
+        let mut process =
+            Self::spawn_at_with_env(service, with_subcommand, any_port, grpc_address, args, env)?;
         process.discover_addresses(Duration::from_secs(30)).await?;
         Ok(process)
     }
@@ -214,6 +225,24 @@ impl StrataProcess {
         grpc_address: Option<SocketAddr>,
         args: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::spawn_at_with_env(
+            service,
+            with_subcommand,
+            http_address,
+            grpc_address,
+            args,
+            &[],
+        )
+    }
+
+    fn spawn_at_with_env(
+        service: Service,
+        with_subcommand: bool,
+        http_address: SocketAddr,
+        grpc_address: Option<SocketAddr>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let path = binary(service.binary_name())?;
         let grpc_address = grpc_address.filter(|_| service.has_grpc());
         let log_dir = tempfile::tempdir().context("create log dir")?;
@@ -243,6 +272,7 @@ impl StrataProcess {
             );
         }
         let child = command
+            .envs(env.iter().copied())
             .current_dir(log_dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -264,7 +294,17 @@ impl StrataProcess {
         with_subcommand: bool,
         args: &[&str],
     ) -> anyhow::Result<Self> {
-        let mut process = Self::spawn(service, with_subcommand, args).await?;
+        Self::start_with_env(service, with_subcommand, args, &[]).await
+    }
+
+    /// [`StrataProcess::start`] with environment variables `env` set for the process.
+    pub async fn start_with_env(
+        service: Service,
+        with_subcommand: bool,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let mut process = Self::spawn_with_env(service, with_subcommand, args, env).await?;
         process.wait_ready(Duration::from_secs(30)).await?;
         Ok(process)
     }

@@ -574,6 +574,11 @@ impl PrometheusServer {
         std::fs::read_to_string(self._config_dir.path().join("prometheus.log")).unwrap_or_default()
     }
 
+    /// The `--config.file` the server was started with (a reloader may rewrite it).
+    pub fn config_path(&self) -> PathBuf {
+        self._config_dir.path().join("prometheus.yml")
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

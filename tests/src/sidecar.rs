@@ -67,6 +67,16 @@ pub async fn start_sidecar(
     tsdb_path: &Path,
     args: &[&str],
 ) -> anyhow::Result<StrataProcess> {
+    start_sidecar_with_env(prometheus_url, tsdb_path, args, &[]).await
+}
+
+/// [`start_sidecar`] with environment variables `env` set for the sidecar.
+pub async fn start_sidecar_with_env(
+    prometheus_url: &str,
+    tsdb_path: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<StrataProcess> {
     let mut all = vec![
         format!("--prometheus.url={prometheus_url}"),
         format!("--tsdb.path={}", tsdb_path.display()),
@@ -77,7 +87,7 @@ pub async fn start_sidecar(
     ];
     all.extend(args.iter().map(|arg| (*arg).to_owned()));
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    StrataProcess::start(Service::Sidecar, true, &refs).await
+    StrataProcess::start_with_env(Service::Sidecar, true, &refs, env).await
 }
 
 /// `strata-tools store series --endpoint <grpc> --match <selector> [--min-time --max-time]`.

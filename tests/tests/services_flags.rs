@@ -83,6 +83,13 @@ fn sidecar_help_lists_thanos_flags() -> anyhow::Result<()> {
             "--shipper.upload-compacted",
             "--min-time",
             "--objstore.config-file",
+            "--reloader.config-file",
+            "--reloader.config-envsubst-file",
+            "--reloader.rule-dir",
+            "--reloader.watch-interval",
+            "--reloader.retry-interval",
+            "--reloader.method",
+            "--reloader.process-name",
         ],
     );
     Ok(())
