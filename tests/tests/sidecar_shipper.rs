@@ -227,13 +227,17 @@ async fn sidecar_ships_to_s3_exactly_once_across_sigkill() -> anyhow::Result<()>
     let first = start_sidecar(&prometheus.server.url(), &prometheus.data_dir, &[&objstore]).await?;
     // Kill once a block is complete and another one's directory exists without its meta.json
     // (an upload in progress).
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Generous: on a busy machine the sidecar, moto and the throttling proxy all crawl.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let mut last_listing = Vec::new();
     let partial_seen = loop {
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
-            "no upload seen in 60s"
+            "no upload in progress seen in 180s; last listing {last_listing:?}; sidecar logs:\n{}",
+            first.logs()
         );
         let listing = bucket.list_with_delimiter("").await?;
+        last_listing.clone_from(&listing.prefixes);
         let mut partial = None;
         let mut complete = 0;
         for dir in &listing.prefixes {
