@@ -1,46 +1,29 @@
 #!/usr/bin/env bash
 # Peak memory of one big Series request (issue 9): `{__name__=~".+"}` over 10k series x 24 h
-# through the store gateway (promtool 2.42 blocks in a FILESYSTEM bucket), and over a real
-# Prometheus 2.42 holding 10k series x 2 h through the sidecar (remote read, streamed chunks).
-# For each: peak RSS (VmHWM) of the Strata process over its whole life, the request's figures
-# from `strata-tools store series --stats`, then the same request with a series limit of 1,000,
-# which must stop early with ResourceExhausted.
+# at 15 s (57.6 M samples) through the store gateway (a FILESYSTEM bucket), and over a real
+# Prometheus 2.42 holding 10k series x 2 h at 15 s through the sidecar (remote read, streamed
+# chunks). Data: `querier/examples/bench_blocks` (the data set of the querier bench). For each:
+# peak RSS (VmHWM) of the Strata process over its whole life, the request's figures from
+# `strata-tools store series --stats`, then the same request with a series limit of 1,000, which
+# must stop early with ResourceExhausted.
 #
 # Usage: scripts/bench-series-memory.sh [work dir]   (builds the release binaries it needs;
-# CARGO_TARGET_DIR honoured; needs promtool and prometheus, see scripts/install-deps.sh).
+# CARGO_TARGET_DIR honoured; needs prometheus, see scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --locked -p strata-store-gateway -p strata-sidecar -p strata-tools >&2
+cargo build --release --locked -p strata-querier --example bench_blocks >&2
 BIN="${CARGO_TARGET_DIR:-target}/release"
 WORK="${1:-$(mktemp -d /tmp/strata-series-memory.XXXXXX)}"
 mkdir -p "$WORK"
 echo "work dir: $WORK" >&2
-START=1700006400000
-INTERVAL=60000 # one sample a minute: 1,440 per series over 24 h
+END_S=$(date +%s)
 
-# OpenMetrics for 10k series over $1 ms from START: mem_metric{i, shard, job}.
-generate() {
-  python3 - "$1" "$START" "$INTERVAL" <<'EOF'
-import sys
-duration, start, interval = (int(a) for a in sys.argv[1:4])
-out = sys.stdout
-out.write("# TYPE mem_metric gauge\n")
-for i in range(10000):
-    labels = 'i="%05d",shard="%d",job="bench"' % (i, i % 10)
-    for t in range(start, start + duration, interval):
-        out.write("mem_metric{%s} %d %d\n" % (labels, (i * 7 + t // interval) % 1000, t // 1000))
-out.write("# EOF\n")
-EOF
-}
-
-# Blocks of $1 ms of data in directory $2 (kept between runs).
+# Blocks of 10k series over $1 hours ending now, in $2/prom (Prometheus) and $2/bucket.
 make_blocks() {
   if [ -d "$2" ]; then return; fi
-  mkdir -p "$2"
-  generate "$1" >"$2.om"
-  promtool tsdb create-blocks-from openmetrics --quiet "$2.om" "$2" >/dev/null
-  rm "$2.om"
+  "$BIN/examples/bench_blocks" "$2" 10000 "$1" "$END_S" >/dev/null
 }
 
 peak_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
@@ -68,26 +51,13 @@ measure() {
 }
 
 echo "== store gateway: 10k series x 24 h" >&2
-make_blocks 86400000 "$WORK/blocks24h"
-rm -rf "$WORK/bucket" && mkdir -p "$WORK/bucket"
-for block in "$WORK"/blocks24h/01*; do
-  python3 - "$block" "$WORK/bucket" <<'EOF'
-import json, os, shutil, sys
-src, bucket = sys.argv[1], sys.argv[2]
-dst = os.path.join(bucket, os.path.basename(src))
-shutil.copytree(src, dst, copy_function=os.link)
-meta = json.load(open(os.path.join(dst, "meta.json")))
-meta["thanos"] = {"labels": {"cluster": "bench"}, "downsample": {"resolution": 0}, "source": "test"}
-os.unlink(os.path.join(dst, "meta.json"))
-json.dump(meta, open(os.path.join(dst, "meta.json"), "w"))
-EOF
-done
+make_blocks 24 "$WORK/data24h"
 for limit in 0 1000; do
   rm -rf "$WORK/gateway-data"
   grpc="127.0.0.1:$(port)" http="127.0.0.1:$(port)"
   "$BIN/strata-store-gateway" store --objstore.config="type: FILESYSTEM
 config:
-  directory: $WORK/bucket" --data-dir="$WORK/gateway-data" --grpc-address="$grpc" \
+  directory: $WORK/data24h/bucket" --data-dir="$WORK/gateway-data" --grpc-address="$grpc" \
     --http-address="$http" --store.limits.request-series="$limit" --log.level=warn \
     >>"$WORK/gateway.log" 2>&1 &
   pid=$!
@@ -97,9 +67,9 @@ config:
 done
 
 echo "== sidecar: Prometheus with 10k series x 2 h" >&2
-make_blocks 7200000 "$WORK/blocks2h"
+make_blocks 2 "$WORK/data2h"
 rm -rf "$WORK/prometheus" && mkdir -p "$WORK/prometheus"
-cp -al "$WORK"/blocks2h/01* "$WORK/prometheus/"
+cp -al "$WORK"/data2h/prom/01* "$WORK/prometheus/"
 cat >"$WORK/prometheus.yml" <<'EOF'
 global:
   external_labels:

@@ -49,7 +49,7 @@ fn bucket(yaml: &str) -> anyhow::Result<Bucket> {
 
 /// Waits until every local block has its meta.json in the bucket.
 async fn wait_shipped(bucket: &Bucket, blocks: &[PathBuf]) -> anyhow::Result<()> {
-    wait_for("all blocks shipped", Duration::from_secs(60), || async {
+    wait_for("all blocks shipped", Duration::from_secs(120), || async {
         for block in blocks {
             if !bucket
                 .exists(&format!("{}/meta.json", block_name(block)))
@@ -217,7 +217,7 @@ async fn sidecar_ships_to_s3_exactly_once_across_sigkill() -> anyhow::Result<()>
     let prometheus = backfilled(dir.path(), 6).await?;
     // The sidecar reaches S3 through a throttling proxy, so uploads take long enough to be
     // caught in the middle; the test looks at the bucket directly.
-    let proxy = TcpProxy::start_throttled(&s3.endpoint, Some(Duration::from_millis(20))).await?;
+    let proxy = TcpProxy::start_throttled(&s3.endpoint, Some(Duration::from_millis(100))).await?;
     let objstore = format!(
         "--objstore.config={}",
         yaml.replace(&s3.endpoint, &proxy.address.to_string())
@@ -236,18 +236,23 @@ async fn sidecar_ships_to_s3_exactly_once_across_sigkill() -> anyhow::Result<()>
             "no upload in progress seen in 180s; last listing {last_listing:?}; sidecar logs:\n{}",
             first.logs()
         );
-        let listing = bucket.list_with_delimiter("").await?;
-        last_listing.clone_from(&listing.prefixes);
-        let mut partial = None;
-        let mut complete = 0;
-        for dir in &listing.prefixes {
-            let dir = dir.trim_end_matches('/');
-            if bucket.exists(&format!("{dir}/meta.json")).await? {
-                complete += 1;
-            } else {
-                partial = Some(dir.to_owned());
+        // One recursive listing per look (a LIST per block would miss short uploads).
+        let objects = bucket.list_recursive("").await?;
+        let mut dirs: BTreeMap<String, bool> = BTreeMap::new();
+        for object in &objects {
+            if let Some((dir, rest)) = object.path.split_once('/') {
+                *dirs.entry(dir.to_owned()).or_default() |= rest == "meta.json";
             }
         }
+        last_listing = dirs
+            .iter()
+            .map(|(dir, meta)| format!("{dir} meta={meta}"))
+            .collect();
+        let complete = dirs.values().filter(|meta| **meta).count();
+        let partial = dirs
+            .iter()
+            .find(|(_, meta)| !**meta)
+            .map(|(dir, _)| dir.clone());
         if let (Some(dir), true) = (partial, complete > 0) {
             break dir;
         }
