@@ -27,14 +27,27 @@ make_blocks() {
 }
 
 peak_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-port() { echo $((20000 + RANDOM % 40000)); }
-wait_ready() { # url pid
+
+# Starts a Strata service ($1: binary, then its flags) on port 0 with its log in $LOG, waits
+# until it is ready and sets PID and GRPC (the bound address, read from the log).
+start_service() {
+  local binary=$1
+  shift
+  : >"$LOG"
+  "$BIN/$binary" "$@" --grpc-address=127.0.0.1:0 --http-address=127.0.0.1:0 --log.level=info \
+    >"$LOG" 2>&1 &
+  PID=$!
+  local http=""
   for _ in $(seq 1 1200); do
-    curl -sf "$1" >/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || { echo "process $2 exited" >&2; return 1; }
+    kill -0 "$PID" 2>/dev/null || { echo "$binary exited:" >&2; cat "$LOG" >&2; return 1; }
+    http=$(grep -o 'listening for HTTP" address=[0-9.:]*' "$LOG" | sed 's/.*address=//' | head -1 || true)
+    GRPC=$(grep -o 'listening for gRPC" address=[0-9.:]*' "$LOG" | sed 's/.*address=//' | head -1 || true)
+    if [ -n "$http" ] && [ -n "$GRPC" ] && curl -sf "http://$http/-/ready" >/dev/null; then
+      return 0
+    fi
     sleep 0.1
   done
-  echo "not ready: $1" >&2
+  echo "$binary not ready" >&2
   return 1
 }
 
@@ -43,27 +56,28 @@ request() {
   "$BIN/strata-tools" store series --endpoint="$1" --match='{__name__=~".+"}' --stats 2>&1 | tail -3 | tr '\n' ' '
 }
 
-# measure NAME PID GRPC: the request, then the peak RSS of PID.
+# measure NAME: the request against GRPC, then the peak RSS of PID.
 measure() {
   local out
-  out=$(request "$3" || true)
-  echo "$1: peak RSS $(peak_mib "$2") MiB; request: $out"
+  out=$(request "$GRPC" || true)
+  echo "$1: peak RSS $(peak_mib "$PID") MiB; request: $out"
 }
 
 echo "== store gateway: 10k series x 24 h" >&2
 make_blocks 24 "$WORK/data24h"
-for limit in 0 1000; do
-  rm -rf "$WORK/gateway-data"
-  grpc="127.0.0.1:$(port)" http="127.0.0.1:$(port)"
-  "$BIN/strata-store-gateway" store --objstore.config="type: FILESYSTEM
+LOG="$WORK/gateway.log"
+for caches in default off; do
+  for limit in 0 1000; do
+    rm -rf "$WORK/gateway-data"
+    cache_flags=()
+    [ "$caches" = off ] && cache_flags=(--chunk-pool-size=0 --index-cache-size=0)
+    start_service strata-store-gateway store --objstore.config="type: FILESYSTEM
 config:
-  directory: $WORK/data24h/bucket" --data-dir="$WORK/gateway-data" --grpc-address="$grpc" \
-    --http-address="$http" --store.limits.request-series="$limit" --log.level=warn \
-    >>"$WORK/gateway.log" 2>&1 &
-  pid=$!
-  wait_ready "http://$http/-/ready" "$pid"
-  measure "store gateway, series limit $limit" "$pid" "$grpc"
-  kill "$pid"; wait "$pid" || true
+  directory: $WORK/data24h/bucket" --data-dir="$WORK/gateway-data" \
+      --store.limits.request-series="$limit" "${cache_flags[@]}"
+    measure "store gateway, caches $caches, series limit $limit"
+    kill "$PID"; wait "$PID" || true
+  done
 done
 
 echo "== sidecar: Prometheus with 10k series x 2 h" >&2
@@ -75,20 +89,28 @@ global:
   external_labels:
     cluster: bench
 EOF
-prom_port=$(port)
-prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prometheus" \
-  --storage.tsdb.retention.time=20y --web.listen-address="127.0.0.1:$prom_port" \
-  >"$WORK/prometheus.log" 2>&1 &
-prom_pid=$!
-wait_ready "http://127.0.0.1:$prom_port/-/ready" "$prom_pid"
+# Prometheus cannot report a port it picked itself: try random ones until one binds.
+for _ in 1 2 3 4 5; do
+  prom_port=$((20000 + RANDOM % 40000))
+  prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prometheus" \
+    --storage.tsdb.retention.time=20y --web.listen-address="127.0.0.1:$prom_port" \
+    >"$WORK/prometheus.log" 2>&1 &
+  prom_pid=$!
+  ready=""
+  for _ in $(seq 1 600); do
+    kill -0 "$prom_pid" 2>/dev/null || break
+    if curl -sf "http://127.0.0.1:$prom_port/-/ready" >/dev/null; then ready=1; break; fi
+    sleep 0.1
+  done
+  [ -n "$ready" ] && break
+  kill "$prom_pid" 2>/dev/null || true
+done
+[ -n "$ready" ] || { echo "prometheus did not start" >&2; cat "$WORK/prometheus.log" >&2; exit 1; }
+LOG="$WORK/sidecar.log"
 for limit in 0 1000; do
-  grpc="127.0.0.1:$(port)" http="127.0.0.1:$(port)"
-  "$BIN/strata-sidecar" sidecar --prometheus.url="http://127.0.0.1:$prom_port" \
-    --tsdb.path="$WORK/prometheus" --grpc-address="$grpc" --http-address="$http" \
-    --store.limits.request-series="$limit" --log.level=warn >>"$WORK/sidecar.log" 2>&1 &
-  pid=$!
-  wait_ready "http://$http/-/ready" "$pid"
-  measure "sidecar, series limit $limit" "$pid" "$grpc"
-  kill "$pid"; wait "$pid" || true
+  start_service strata-sidecar sidecar --prometheus.url="http://127.0.0.1:$prom_port" \
+    --tsdb.path="$WORK/prometheus" --store.limits.request-series="$limit"
+  measure "sidecar, series limit $limit"
+  kill "$PID"; wait "$PID" || true
 done
 kill "$prom_pid"; wait "$prom_pid" || true
