@@ -4,7 +4,7 @@
 //! ranged GETs, nearby ranges merged into one request (see [`crate::ranges`]), through the
 //! shared byte-bounded caches. Whole index or chunk files are never downloaded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use strata_tsdb::labels::{Label, Labels};
 use strata_tsdb::meta::BlockMeta;
 use ulid::Ulid;
 
-use crate::cache::{Caches, IndexKey, IndexValue};
+use crate::cache::{Caches, IndexKey, IndexValue, SUBRANGE};
 use crate::error::{Error, Result, blocking};
 use crate::index_header::{self, IndexHeader, PostingsEntry};
 use crate::metrics::StoreMetrics;
@@ -36,6 +36,8 @@ const DEFAULT_CHUNK_ESTIMATE: u64 = 16_000;
 /// The longest chunk read when meta.json does not list its segment's size: far above any
 /// chunk Prometheus or the compactor writes, far below what a corrupt length can say.
 const MAX_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
+/// The longest chunk header: a 10-byte length varint and the encoding byte.
+const MAX_CHUNK_HEADER: usize = 11;
 
 /// What a block needs from the store around it.
 #[derive(Debug, Clone)]
@@ -435,81 +437,90 @@ impl BucketBlock {
         Ok(raw.into_iter().map(Option::unwrap_or_default).collect())
     }
 
-    /// The chunks of `refs`, from the cache or the segment files. Decoding (CRC checks) runs
-    /// on the blocking pool; a chunk longer than its estimate is read again whole, but never
-    /// past the end of its segment file (nor past [`MAX_CHUNK_BYTES`] when the size is not
-    /// listed), so a corrupt length cannot turn into a huge read.
+    /// The chunks of `refs`, from the cache or the segment files. Segment files are read and
+    /// cached in aligned [`SUBRANGE`] pieces: a chunk needs the pieces from its offset to its
+    /// estimated end, missing pieces are fetched with nearby ones merged into one GET, and
+    /// a chunk inside one piece is decoded without a copy. Decoding (CRC checks) runs on the
+    /// blocking pool; a chunk longer than its estimate is read again whole, but never past
+    /// the end of its segment file (nor past [`MAX_CHUNK_BYTES`] when the size is not listed),
+    /// so a corrupt length cannot turn into a huge read.
     pub async fn chunks(&self, refs: &[ChunkRef]) -> Result<HashMap<u64, Chunk>> {
         let block = self.ulid();
-        let (mut out, misses) = self
-            .context
-            .caches
-            .get_chunks(block, refs.iter().map(|r| r.0));
-        let mut by_segment: HashMap<u32, Vec<ChunkRef>> = HashMap::new();
-        for chunk_ref in misses.into_iter().map(ChunkRef) {
+        let mut out = HashMap::new();
+        let mut by_segment: BTreeMap<u32, Vec<ChunkRef>> = BTreeMap::new();
+        for chunk_ref in refs {
             by_segment
                 .entry(chunk_ref.segment())
                 .or_default()
-                .push(chunk_ref);
+                .push(*chunk_ref);
         }
+        // Per segment: its chunks, the pieces they need (cached or fetched below).
+        let mut segments = Vec::with_capacity(by_segment.len());
         let mut requests = Vec::new();
-        for (segment, chunk_refs) in &by_segment {
-            let object = format!("{block}/chunks/{}", segment_file_name(*segment));
-            let size = self.segment_size(*segment);
-            let ranges: Vec<Range<u64>> = chunk_refs
+        for (segment, mut chunk_refs) in by_segment {
+            chunk_refs.sort_unstable_by_key(|r| r.0);
+            chunk_refs.dedup();
+            let object = format!("{block}/chunks/{}", segment_file_name(segment));
+            let size = self.segment_size(segment);
+            let mut needed = std::collections::BTreeSet::new();
+            for chunk_ref in &chunk_refs {
+                needed.extend(self.pieces_of(*chunk_ref, size));
+            }
+            let (pieces, missing) = self.context.caches.get_subranges(block, segment, needed);
+            let ranges: Vec<Range<u64>> = missing
                 .iter()
-                .map(|r| {
-                    let start = u64::from(r.offset());
-                    let end = start.saturating_add(self.chunk_estimate);
+                .map(|&index| {
+                    let start = index.saturating_mul(SUBRANGE);
+                    let end = start.saturating_add(SUBRANGE);
                     start..size.map_or(end, |size| end.min(size.max(start)))
                 })
                 .collect();
             for part in partition(&ranges, MAX_GAP) {
-                let members: Vec<ChunkRef> = part
+                let indices: Vec<u64> = part
                     .members
                     .iter()
-                    .filter_map(|&m| chunk_refs.get(m).copied())
+                    .filter_map(|&m| missing.get(m).copied())
                     .collect();
-                requests.push((object.clone(), *segment, part.range, members));
+                requests.push((segments.len(), object.clone(), part.range, indices));
             }
-        }
-        if requests.is_empty() {
-            return Ok(out);
+            segments.push((object, segment, chunk_refs, pieces));
         }
         let fetched = try_join_all(
             requests
                 .iter()
-                .map(|(object, _, range, _)| self.get_range(object.clone(), range.clone())),
+                .map(|(_, object, range, _)| self.get_range(object.clone(), range.clone())),
         )
         .await?;
-        let parts: Vec<(String, u32, u64, Vec<ChunkRef>, Bytes)> = requests
-            .into_iter()
-            .zip(fetched)
-            .map(|((object, segment, range, members), data)| {
-                (object, segment, range.start, members, data)
-            })
-            .collect();
+        for ((at, _, range, indices), data) in requests.into_iter().zip(fetched) {
+            let Some((_, segment, _, pieces)) = segments.get_mut(at) else {
+                continue;
+            };
+            for index in indices {
+                let from = index.saturating_mul(SUBRANGE).saturating_sub(range.start);
+                let from = usize::try_from(from).unwrap_or(usize::MAX).min(data.len());
+                let to = from.saturating_add(SUBRANGE as usize).min(data.len());
+                let piece = Bytes::copy_from_slice(data.get(from..to).unwrap_or_default());
+                self.context
+                    .caches
+                    .put_subrange(block, *segment, index, piece.clone());
+                pieces.insert(index, piece);
+            }
+        }
         let decoded = blocking(move || {
             let mut chunks = Vec::new();
             let mut longer = Vec::new();
-            for (object, segment, part_start, members, data) in parts {
-                for chunk_ref in members {
+            for (object, segment, chunk_refs, pieces) in segments {
+                let decode_error = |source| Error::Decode {
+                    block,
+                    object: object.clone(),
+                    source,
+                };
+                for chunk_ref in chunk_refs {
                     let offset = u64::from(chunk_ref.offset());
-                    let start = usize::try_from(offset - part_start).unwrap_or(usize::MAX);
-                    let slice = if start <= data.len() {
-                        data.slice(start..)
-                    } else {
-                        Bytes::new()
-                    };
-                    let decode_error = |source| Error::Decode {
-                        block,
-                        object: object.clone(),
-                        source,
-                    };
-                    match decode_chunk(&slice, offset).map_err(decode_error)? {
-                        Some((chunk, _)) => chunks.push((chunk_ref, chunk)),
-                        None => {
-                            let total = chunk_span(&slice, offset).map_err(decode_error)?;
+                    match decode_from_pieces(&pieces, offset).map_err(decode_error)? {
+                        Ok(chunk) => chunks.push((chunk_ref, chunk)),
+                        Err(available) => {
+                            let total = chunk_span(&available, offset).map_err(decode_error)?;
                             longer.push((object.clone(), segment, chunk_ref, total));
                         }
                     }
@@ -520,7 +531,6 @@ impl BucketBlock {
         .await?;
         let (chunks, longer) = decoded;
         for (chunk_ref, chunk) in chunks {
-            self.context.caches.put_chunk(block, chunk_ref.0, &chunk);
             out.insert(chunk_ref.0, chunk);
         }
         for (object, segment, chunk_ref, total) in longer {
@@ -554,16 +564,71 @@ impl BucketBlock {
                     })
             })
             .await?;
-            self.context.caches.put_chunk(block, chunk_ref.0, &chunk);
             out.insert(chunk_ref.0, chunk);
         }
         Ok(out)
+    }
+
+    /// The indices of the pieces holding chunk `chunk_ref` as far as its estimated length.
+    fn pieces_of(&self, chunk_ref: ChunkRef, size: Option<u64>) -> std::ops::RangeInclusive<u64> {
+        let start = u64::from(chunk_ref.offset());
+        let end = start.saturating_add(self.chunk_estimate);
+        let end = size.map_or(end, |size| end.min(size.max(start.saturating_add(1))));
+        (start / SUBRANGE)..=(end.saturating_sub(1).max(start) / SUBRANGE)
     }
 
     /// The size of segment file `segment` as meta.json lists it, if it does.
     fn segment_size(&self, segment: u32) -> Option<u64> {
         self.segment_sizes.get(&segment).copied()
     }
+}
+
+/// Decodes the chunk at `offset` from the cached pieces of its segment: without a copy when it
+/// lies in one piece, else from the consecutive pieces joined. `Ok(Err(bytes))` when the
+/// pieces end before the chunk does (it is longer than its estimate): the bytes there are.
+fn decode_from_pieces(
+    pieces: &HashMap<u64, Bytes>,
+    offset: u64,
+) -> strata_tsdb::Result<std::result::Result<Chunk, Bytes>> {
+    let first = offset / SUBRANGE;
+    let within = usize::try_from(offset - first * SUBRANGE).unwrap_or(usize::MAX);
+    let head = pieces
+        .get(&first)
+        .filter(|piece| within <= piece.len())
+        .map(|piece| piece.slice(within..))
+        .unwrap_or_default();
+    if let Some((chunk, _)) = decode_chunk(&head, offset)? {
+        return Ok(Ok(chunk));
+    }
+    // The chunk runs into the next pieces: join just as many as it spans (its length is in
+    // its header, which itself may straddle the boundary).
+    let mut joined = head.to_vec();
+    let mut next = first + 1;
+    let mut total = None;
+    loop {
+        if total.is_none() && joined.len() >= MAX_CHUNK_HEADER {
+            total = Some(chunk_span(&joined, offset)?);
+        }
+        let want = total.unwrap_or(MAX_CHUNK_HEADER);
+        if joined.len() >= want {
+            break;
+        }
+        let Some(piece) = pieces.get(&next) else {
+            break;
+        };
+        let take = if total.is_some() {
+            (want - joined.len()).min(piece.len())
+        } else {
+            piece.len()
+        };
+        joined.extend_from_slice(piece.get(..take).unwrap_or_default());
+        next += 1;
+    }
+    let joined = Bytes::from(joined);
+    Ok(match decode_chunk(&joined, offset)? {
+        Some((chunk, _)) => Ok(chunk),
+        None => Err(joined),
+    })
 }
 
 /// Decodes the series entry `series_ref` from its bytes (as [`BucketBlock::series_bytes`]
@@ -590,4 +655,64 @@ fn chunk_span(data: &[u8], offset: u64) -> strata_tsdb::Result<usize> {
         .saturating_add(1)
         .saturating_add(len)
         .saturating_add(4))
+}
+
+#[cfg(test)]
+mod piece_tests {
+    use strata_tsdb::chunkenc::Encoding;
+    use strata_tsdb::chunks::{ChunkReader, ChunkWriter};
+
+    use super::*;
+
+    /// Chunks of every size decode from the segment's SUBRANGE pieces exactly as the reader
+    /// reads them from the whole file: inside one piece, across a boundary (also with the
+    /// length header split by it), and over several pieces; with the next pieces missing the
+    /// bytes that are there come back instead.
+    #[test]
+    fn chunks_decode_from_pieces_like_from_the_whole_segment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sizes = [100usize, 5_000, 20_000, 7, 16_380, 40_000, 1, 3_000];
+        let chunks: Vec<Chunk> = (0..64)
+            .map(|i| {
+                let size = sizes[i % sizes.len()];
+                let data: Vec<u8> = (0..size).map(|b| (b * 31 + i) as u8).collect();
+                Chunk::new(Encoding::Xor, data)
+            })
+            .collect();
+        let mut writer = ChunkWriter::create(dir.path()).expect("writer");
+        let refs = writer.write_chunks(&chunks).expect("write");
+        writer.finish().expect("finish");
+        let reader = ChunkReader::open_dir(dir.path()).expect("reader");
+        let segment = std::fs::read(dir.path().join(segment_file_name(0))).expect("segment");
+        let pieces: HashMap<u64, Bytes> = segment
+            .chunks(SUBRANGE as usize)
+            .enumerate()
+            .map(|(i, piece)| (i as u64, Bytes::copy_from_slice(piece)))
+            .collect();
+        let mut crossing = 0;
+        for (chunk_ref, chunk) in refs.iter().zip(&chunks) {
+            let offset = u64::from(chunk_ref.offset());
+            let decoded = decode_from_pieces(&pieces, offset)
+                .expect("decodes")
+                .expect("whole chunk");
+            assert_eq!(decoded, *chunk);
+            assert_eq!(decoded, reader.chunk(*chunk_ref).expect("reader"));
+            let span = chunk_span(&segment[offset as usize..], offset).expect("span") as u64;
+            if offset / SUBRANGE != (offset + span - 1) / SUBRANGE {
+                crossing += 1;
+                // Without the pieces after its first one, the chunk is not there yet.
+                let first: HashMap<u64, Bytes> = pieces
+                    .iter()
+                    .filter(|(index, _)| **index == offset / SUBRANGE)
+                    .map(|(index, piece)| (*index, piece.clone()))
+                    .collect();
+                let partial = decode_from_pieces(&first, offset).expect("no error");
+                assert!(partial.is_err(), "chunk at {offset} decoded from one piece");
+            }
+        }
+        assert!(
+            crossing > 10,
+            "only {crossing} chunks cross a piece boundary"
+        );
+    }
 }

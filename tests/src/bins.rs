@@ -328,6 +328,24 @@ impl StrataProcess {
     }
 
     /// Polls `/-/ready` until it answers 200, the process exits, or `timeout` passes.
+    /// Waits up to `timeout` for the process to exit on its own; its exit status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().context("poll child")? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} still running after {timeout:?}; logs:\n{}",
+                    self.service.binary_name(),
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
         let url = format!("{}/-/ready", self.http_url());
