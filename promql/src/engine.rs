@@ -14,6 +14,7 @@ mod plan;
 mod topk;
 mod vector;
 mod window;
+mod window_fold;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

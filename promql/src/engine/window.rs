@@ -14,6 +14,7 @@ use promql_parser::parser::Expr;
 use super::eval::{Evaluator, SelectHintsExtra, SelectorSpec, StepRange, Val, duration_ms};
 use super::functions::quantile;
 use super::vector::{LabelsTable, StepVectors, duplicate_labelset};
+use super::window_fold::{Avg, Stddev, Stdvar, Sum, fold, fold_all};
 use crate::error::{Error, Result};
 use crate::labels::Labels;
 use crate::storage::ValueKind;
@@ -346,6 +347,13 @@ fn compute_column(
     kind: ValueKind,
     points: &[Point],
 ) -> Result<Vec<(usize, f64)>> {
+    match job.func {
+        RangeFn::AvgOverTime => return Ok(fold_all::<Avg>(&windows(job, points))),
+        RangeFn::SumOverTime => return Ok(fold_all::<Sum>(&windows(job, points))),
+        RangeFn::StdvarOverTime => return Ok(fold_all::<Stdvar>(&windows(job, points))),
+        RangeFn::StddevOverTime => return Ok(fold_all::<Stddev>(&windows(job, points))),
+        _ => {}
+    }
     let mut column: Vec<(usize, f64)> = Vec::new();
     let resets = if matches!(job.func, RangeFn::Rate | RangeFn::Increase) {
         reset_prefix(points)
@@ -388,6 +396,27 @@ fn compute_column(
         }
     }
     Ok(column)
+}
+
+/// The non-empty window of every step, as `(step, samples)`, for the folds that compute
+/// several windows at once ([`super::window_fold`]); the same bounds as [`compute_column`].
+fn windows<'p>(job: &ColumnJob<'_>, points: &'p [Point]) -> Vec<(usize, &'p [Point])> {
+    let mut out = Vec::with_capacity(job.ref_times.len());
+    let (mut lo, mut hi) = (0usize, 0usize);
+    for (i, &ref_t) in job.ref_times.iter().enumerate() {
+        while points.get(hi).is_some_and(|p| p.t <= ref_t) {
+            hi += 1;
+        }
+        let start = ref_t.saturating_sub(job.range);
+        while lo < hi && points.get(lo).is_some_and(|p| p.t < start) {
+            lo += 1;
+        }
+        let window = points.get(lo..hi).unwrap_or(&[]);
+        if !window.is_empty() {
+            out.push((i, window));
+        }
+    }
+    out
 }
 
 /// Running count of counter resets: `out[i]` = resets among samples `0..=i`.
@@ -463,7 +492,7 @@ fn apply(
             }
             Some(f64::from(resets))
         }
-        RangeFn::AvgOverTime => Some(avg_over_time(w)),
+        RangeFn::AvgOverTime => Some(fold::<Avg>(w)),
         RangeFn::MinOverTime => {
             let mut min = first.v;
             for p in w {
@@ -482,13 +511,7 @@ fn apply(
             }
             Some(max)
         }
-        RangeFn::SumOverTime => {
-            let (mut sum, mut c) = (0.0, 0.0);
-            for p in w {
-                (sum, c) = kahan_sum_inc(p.v, sum, c);
-            }
-            Some(if sum.is_infinite() { sum } else { sum + c })
-        }
+        RangeFn::SumOverTime => Some(fold::<Sum>(w)),
         RangeFn::CountOverTime => Some(match kind {
             ValueKind::Observed => w.len() as f64,
             // Pre-aggregated counts (downsampled data): the raw samples they stand for. Counts
@@ -499,8 +522,8 @@ fn apply(
             let mut values: Vec<f64> = w.iter().map(|p| p.v).collect();
             Some(quantile(ctx.scalars[0], &mut values))
         }
-        RangeFn::StddevOverTime => Some(stdvar_over_time(w).sqrt()),
-        RangeFn::StdvarOverTime => Some(stdvar_over_time(w)),
+        RangeFn::StddevOverTime => Some(fold::<Stddev>(w)),
+        RangeFn::StdvarOverTime => Some(fold::<Stdvar>(w)),
         RangeFn::LastOverTime => Some(last.v),
         RangeFn::PresentOverTime | RangeFn::AbsentOverTime => Some(1.0),
     })
@@ -654,36 +677,6 @@ fn holt_winters(w: &[Point], sf: f64, tf: f64) -> Result<Option<f64>> {
         s1 = x + y;
     }
     Ok(Some(s1))
-}
-
-/// 2.42's `avg_over_time`: Kahan-compensated incremental mean with infinity handling.
-fn avg_over_time(w: &[Point]) -> f64 {
-    let (mut mean, mut count, mut c) = (0.0f64, 0.0f64, 0.0f64);
-    for p in w {
-        count += 1.0;
-        if mean.is_infinite() {
-            if p.v.is_infinite() && (mean > 0.0) == (p.v > 0.0) {
-                continue;
-            }
-            if !p.v.is_infinite() && !p.v.is_nan() {
-                continue;
-            }
-        }
-        (mean, c) = kahan_sum_inc(p.v / count - mean / count, mean, c);
-    }
-    if mean.is_infinite() { mean } else { mean + c }
-}
-
-/// Welford variance with Kahan-compensated accumulators.
-fn stdvar_over_time(w: &[Point]) -> f64 {
-    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0f64, 0.0, 0.0, 0.0, 0.0);
-    for p in w {
-        count += 1.0;
-        let delta = p.v - (mean + c_mean);
-        (mean, c_mean) = kahan_sum_inc(delta / count, mean, c_mean);
-        (aux, c_aux) = kahan_sum_inc(delta * (p.v - (mean + c_mean)), aux, c_aux);
-    }
-    (aux + c_aux) / count
 }
 
 #[cfg(test)]

@@ -97,6 +97,63 @@ fn seek_skips_chunks() {
     assert_eq!(next.t, 105_000);
 }
 
+/// Only the per-sample methods: `read_range` is the trait's default walk.
+struct Walk(ChunkIterator);
+
+impl SampleIterator for Walk {
+    fn next_sample(&mut self) -> strata_promql::Result<Option<Point>> {
+        self.0.next_sample()
+    }
+
+    fn seek(&mut self, ts: i64) -> strata_promql::Result<Option<Point>> {
+        self.0.seek(ts)
+    }
+}
+
+#[test]
+fn read_range_equals_the_default_walk() {
+    // Three chunks, the middle one overlapping the first (its older samples are dropped).
+    let chunks = || {
+        vec![
+            xor_chunk(&samples(0, 60_000, 15_000, |t| t as f64)),
+            xor_chunk(&samples(45_000, 150_000, 15_000, |t| -(t as f64))),
+            xor_chunk(&samples(165_000, 300_000, 15_000, |t| t as f64 / 3.0)),
+        ]
+    };
+    // A chunk whose declared bounds lie about its samples.
+    let lying = || {
+        let mut chunk = xor_chunk(&samples(0, 120_000, 15_000, |t| t as f64));
+        chunk.max_time = 30_000;
+        let mut second = xor_chunk(&samples(135_000, 300_000, 15_000, |t| t as f64));
+        second.max_time = 140_000;
+        vec![chunk, second]
+    };
+    let ranges = [
+        (0, 300_000),
+        (20_000, 200_000),
+        (60_000, 60_000),
+        (61_000, 74_000),
+    ];
+    let cases = ranges.into_iter().chain([(400_000, 500_000), (-10, 10)]);
+    let sets: [(&dyn Fn() -> Vec<thanos::AggrChunk>, ChunkReadMode); 3] = [
+        (&chunks, ChunkReadMode::Average),
+        (&chunks, ChunkReadMode::Count),
+        (&lying, ChunkReadMode::Average),
+    ];
+    for ((mint, maxt), (make, mode)) in cases.flat_map(|r| sets.map(|set| (r, set))) {
+        let mut fast = ChunkIterator::new("s".into(), make(), mode);
+        let mut walk = Walk(ChunkIterator::new("s".into(), make(), mode));
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        fast.read_range(mint, maxt, &mut got).expect("read");
+        walk.read_range(mint, maxt, &mut want).expect("read");
+        let pairs = |points: &[Point]| points.iter().map(|p| (p.t, p.v)).collect::<Vec<_>>();
+        assert_eq!(pairs(&got), pairs(&want), "[{mint}, {maxt}]");
+        // Both leave the iterator at the same place.
+        let next = |it: &mut dyn SampleIterator| it.next_sample().expect("next").map(|p| p.t);
+        assert_eq!(next(&mut fast), next(&mut walk), "after [{mint}, {maxt}]");
+    }
+}
+
 #[test]
 fn penalty_dedup_fills_a_gap_from_the_other_replica() {
     // Replica A scrapes at 0, 15s, ... but misses 60s..120s; replica B is offset by 5s.

@@ -458,6 +458,15 @@ impl<'a> XorIterator<'a> {
         self.err().map_or(Ok(()), Err)
     }
 
+    /// Decode all remaining samples, handing each to `sink` (no intermediate buffer).
+    pub fn decode_each(&mut self, mut sink: impl FnMut(i64, f64)) -> Result<()> {
+        while self.advance() {
+            let (t, v) = self.at();
+            sink(t, v);
+        }
+        self.err().map_or(Ok(()), Err)
+    }
+
     /// Decode the next sample; `Ok(None)` at the end.
     #[inline]
     pub fn next_sample(&mut self) -> Result<Option<(i64, f64)>> {
