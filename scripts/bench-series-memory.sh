@@ -5,7 +5,8 @@
 # chunks). Data: `querier/examples/bench_blocks` (the data set of the querier bench). For each:
 # peak RSS (VmHWM) of the Strata process over its whole life, the request's figures from
 # `strata-tools store series --stats`, then the same request with a series limit of 1,000, which
-# must stop early with ResourceExhausted.
+# must stop early with ResourceExhausted. Without a limit the gateway answers the request four
+# times in a row (peak RSS after each: the cache is full after the first).
 #
 # Usage: scripts/bench-series-memory.sh [work dir]   (builds the release binaries it needs;
 # CARGO_TARGET_DIR honoured; needs prometheus, see scripts/install-deps.sh).
@@ -76,6 +77,10 @@ config:
   directory: $WORK/data24h/bucket" --data-dir="$WORK/gateway-data" \
       --store.limits.request-series="$limit" "${cache_flags[@]}"
     measure "store gateway, caches $caches, series limit $limit"
+    if [ "$limit" = 0 ]; then
+      # The same request three more times on the same process: caches filled, memory reused.
+      for run in 2 3 4; do measure "  same gateway, request $run"; done
+    fi
     kill "$PID"; wait "$PID" || true
   done
 done
