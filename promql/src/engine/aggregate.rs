@@ -4,9 +4,12 @@
 //! Grouping keys are computed once per input series; each step then folds values into the
 //! groups in input order, with 2.42's arithmetic (plain `sum`, incremental `avg` with its
 //! infinity special cases, Welford for `stddev`/`stdvar`, Go's heap for `topk`/`bottomk`).
-//! Groups are emitted in order of first appearance at each step.
+//! Groups are emitted in order of first appearance at each step. The folding aggregations over
+//! a selector or a range function are fused with it: each input series is folded into its
+//! group's per-step accumulators as storage returns it, so `count by (job) (x)` over 10k series
+//! and 5,760 steps holds the groups' columns, not the 57.6 M input values (same fold order).
 
-use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier, VectorSelector};
 
 use super::eval::{Evaluator, SelectHintsExtra, StepRange, Val};
 use super::functions::{go_sort, quantile, unwrap_parens};
@@ -132,9 +135,83 @@ fn is_simple(op: &str) -> bool {
     )
 }
 
+/// Per-group, per-step accumulators of an aggregation fed one inner series at a time. The fold
+/// order per step is the inner series order, exactly as the unfused evaluation would see it,
+/// and groups come out per step in order of first appearance, as there.
+struct FusedGroups<'a> {
+    op: &'a str,
+    groups: LabelsTable,
+    accs: Vec<Vec<SimpleAcc>>,
+    order: Vec<Vec<u32>>,
+}
+
+impl<'a> FusedGroups<'a> {
+    fn new(op: &'a str, steps: usize) -> Self {
+        Self {
+            op,
+            groups: LabelsTable::default(),
+            accs: Vec::new(),
+            order: vec![Vec::new(); steps],
+        }
+    }
+
+    /// The group of an inner series with `labels`.
+    fn group_of(&mut self, grouping: &Grouping, labels: &Labels) -> u32 {
+        let (g, fresh) = self.groups.intern(grouping.group_labels(labels));
+        if fresh {
+            self.accs.push(vec![SimpleAcc::default(); self.order.len()]);
+        }
+        g
+    }
+
+    /// Folds one inner series' column into group `g`.
+    fn fold(&mut self, g: u32, column: &[(usize, f64)]) {
+        let Some(group_accs) = self.accs.get_mut(g as usize) else {
+            return;
+        };
+        for &(i, v) in column {
+            let Some(acc) = group_accs.get_mut(i) else {
+                continue;
+            };
+            if acc.seen {
+                acc.fold(self.op, v);
+            } else {
+                acc.init(self.op, v);
+                if let Some(o) = self.order.get_mut(i) {
+                    o.push(g);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Val {
+        let (op, accs) = (self.op, self.accs);
+        let steps = self
+            .order
+            .into_iter()
+            .enumerate()
+            .map(|(i, groups)| {
+                groups
+                    .into_iter()
+                    .map(|g| {
+                        let v = accs
+                            .get(g as usize)
+                            .and_then(|a| a.get(i))
+                            .map_or(f64::NAN, |a| a.finish(op));
+                        (g, v)
+                    })
+                    .collect()
+            })
+            .collect();
+        Val::Vector(StepVectors {
+            labels: self.groups.into_labels(),
+            steps,
+        })
+    }
+}
+
 /// `agg(range_function(selector[r]))` without materialising the inner result: each inner output
-/// series is folded into its group's per-step accumulators as it is produced. The fold order per
-/// step is the inner series order, exactly as the unfused evaluation would see it.
+/// series is folded into its group's per-step accumulators as it is produced.
 fn eval_fused(
     ev: &mut Evaluator<'_>,
     op: &str,
@@ -142,60 +219,44 @@ fn eval_fused(
     call: &promql_parser::parser::Call,
     rng: StepRange,
 ) -> Result<Val> {
-    let n = rng.len();
     let name = call.func.name;
     let args: Vec<&Expr> = call.args.args.iter().map(|a| unwrap_parens(a)).collect();
-    let mut group_table = LabelsTable::default();
+    let mut fused = FusedGroups::new(op, rng.len());
     let mut series_group: Vec<u32> = Vec::new();
-    let mut accs: Vec<Vec<SimpleAcc>> = Vec::new();
-    let mut order: Vec<Vec<u32>> = vec![Vec::new(); n];
     super::window::stream_range_function(ev, name, &args, rng, &mut |idx, labels, column| {
         if idx as usize >= series_group.len() {
-            let (g, fresh) = group_table.intern(grouping.group_labels(labels));
-            if fresh {
-                accs.push(vec![SimpleAcc::default(); n]);
-            }
-            series_group.push(g);
+            series_group.push(fused.group_of(grouping, labels));
         }
         let g = series_group.get(idx as usize).copied().unwrap_or(0);
-        let Some(group_accs) = accs.get_mut(g as usize) else {
-            return Ok(());
-        };
-        for &(i, v) in column {
-            let Some(acc) = group_accs.get_mut(i) else {
-                continue;
-            };
-            if acc.seen {
-                acc.fold(op, v);
-            } else {
-                acc.init(op, v);
-                if let Some(o) = order.get_mut(i) {
-                    o.push(g);
-                }
-            }
-        }
+        fused.fold(g, column);
         Ok(())
     })?;
-    let steps = order
-        .into_iter()
-        .enumerate()
-        .map(|(i, groups)| {
-            groups
-                .into_iter()
-                .map(|g| {
-                    let v = accs
-                        .get(g as usize)
-                        .and_then(|a| a.get(i))
-                        .map_or(f64::NAN, |a| a.finish(op));
-                    (g, v)
-                })
-                .collect()
-        })
-        .collect();
-    Ok(Val::Vector(StepVectors {
-        labels: group_table.into_labels(),
-        steps,
-    }))
+    Ok(fused.finish())
+}
+
+/// `agg(selector)` without materialising the selector's step vectors (for a range query, every
+/// series' value at every step): each series is folded into its group as storage returns it.
+fn eval_fused_selector(
+    ev: &mut Evaluator<'_>,
+    op: &str,
+    grouping: &Grouping,
+    vs: &VectorSelector,
+    rng: StepRange,
+) -> Result<Val> {
+    let spec = ev.selector_spec(vs)?;
+    let extra = SelectHintsExtra {
+        func: Some(op.to_string()),
+        grouping: grouping.labels.clone(),
+        by: grouping.by,
+        clip: None,
+    };
+    let mut fused = FusedGroups::new(op, rng.len());
+    ev.stream_vector_selector(&spec, rng, false, &extra, &mut |labels, column| {
+        let g = fused.group_of(grouping, &labels);
+        fused.fold(g, column);
+        Ok(())
+    })?;
+    Ok(fused.finish())
 }
 
 /// Evaluates an aggregation.
@@ -223,6 +284,11 @@ pub(crate) fn eval_aggregate(
         && call.func.name != "absent_over_time"
     {
         return eval_fused(ev, op, &grouping, call, rng);
+    }
+    if is_simple(op)
+        && let Expr::VectorSelector(vs) = input_expr
+    {
+        return eval_fused_selector(ev, op, &grouping, vs, rng);
     }
     if matches!(op, "topk" | "bottomk")
         && let Some(call) = super::topk::fusable(input_expr)

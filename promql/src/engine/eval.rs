@@ -479,7 +479,34 @@ impl<'a> Evaluator<'a> {
         timestamps: bool,
         extra: &SelectHintsExtra,
     ) -> Result<StepVectors> {
-        let n = rng.len();
+        let mut table = LabelsTable::default();
+        let mut steps: Vec<Vec<(u32, f64)>> = vec![Vec::new(); rng.len()];
+        self.stream_vector_selector(spec, rng, timestamps, extra, &mut |labels, column| {
+            let (idx, _) = table.intern(labels);
+            for &(i, v) in column {
+                if let Some(step) = steps.get_mut(i) {
+                    step.push((idx, v));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(StepVectors {
+            labels: table.into_labels(),
+            steps,
+        })
+    }
+
+    /// Streams each series of an instant vector selector to `sink` as its column of
+    /// `(step, value)` pairs, in storage order, one series in memory at a time (an aggregation
+    /// folds them without holding the selector's whole result).
+    pub fn stream_vector_selector(
+        &mut self,
+        spec: &SelectorSpec,
+        rng: StepRange,
+        timestamps: bool,
+        extra: &SelectHintsExtra,
+        sink: &mut ColumnSink<'_>,
+    ) -> Result<()> {
         let (first_ref, last_ref) = spec.ref_bounds(rng);
         let (data_start, data_end) = self.data_range(
             spec,
@@ -499,9 +526,8 @@ impl<'a> Evaluator<'a> {
         let ref_times = spec.ref_times(rng);
         let querier = self.querier;
         let mut set = querier.select(false, &hints, &spec.matchers)?;
-        let mut table = LabelsTable::default();
-        let mut steps: Vec<Vec<(u32, f64)>> = vec![Vec::new(); n];
         let mut buf: Vec<Point> = Vec::new();
+        let mut column: Vec<(usize, f64)> = Vec::new();
         while let Some(mut series) = set.next_series()? {
             self.check_control()?;
             buf.clear();
@@ -510,10 +536,9 @@ impl<'a> Evaluator<'a> {
                 .read_range(hints.start, hints.end, &mut buf)?;
             self.stats.series_touched += 1;
             self.stats.samples_touched += buf.len() as u64;
-            let (idx, _) = table.intern(series.labels);
+            column.clear();
             let mut hi = 0usize;
-            let mut produced = 0usize;
-            for (step, &ref_t) in steps.iter_mut().zip(&ref_times) {
+            for (i, &ref_t) in ref_times.iter().enumerate() {
                 while buf.get(hi).is_some_and(|p| p.t <= ref_t) {
                     hi += 1;
                 }
@@ -523,15 +548,12 @@ impl<'a> Evaluator<'a> {
                 if p.t < ref_t.saturating_sub(self.lookback) || is_stale_nan(p.v) {
                     continue;
                 }
-                step.push((idx, if timestamps { p.t as f64 / 1000.0 } else { p.v }));
-                produced += 1;
+                column.push((i, if timestamps { p.t as f64 / 1000.0 } else { p.v }));
             }
-            self.add_samples(produced)?;
+            self.add_samples(column.len())?;
+            sink(series.labels, &column)?;
         }
-        Ok(StepVectors {
-            labels: table.into_labels(),
-            steps,
-        })
+        Ok(())
     }
 
     /// Loads the series of a range selector over the union of all step windows, stale markers
@@ -701,6 +723,9 @@ impl<'a> Evaluator<'a> {
         Ok((series, spec, range))
     }
 }
+
+/// Receives one series of an instant selector: its labels and its `(step, value)` column.
+pub(crate) type ColumnSink<'a> = dyn FnMut(Labels, &[(usize, f64)]) -> Result<()> + 'a;
 
 /// Receives each series of a range selector: its labels, what its values stand for, and its
 /// samples over the union of all step windows.
