@@ -12,6 +12,7 @@
 //! Invariants: timestamps are milliseconds since the epoch; windows are closed on both ends
 //! (2.42); stale markers are detected bitwise and never reach results; no input panics.
 
+mod bare_numbers;
 pub mod depth;
 pub mod engine;
 pub mod error;

@@ -131,6 +131,8 @@ pub fn parse(query: &str) -> Result<ParsedExpr> {
             limit: MAX_NESTING_DEPTH,
         });
     }
+    // Before the crate, which reads such numbers as seconds (and panics on huge ones).
+    crate::bare_numbers::check(query)?;
     depth::with_stack_for(bound, || {
         register_2x_functions();
         let expr = crate_parse(query).map_err(|message| {
