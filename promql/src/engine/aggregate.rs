@@ -244,12 +244,7 @@ fn eval_fused_selector(
     rng: StepRange,
 ) -> Result<Val> {
     let spec = ev.selector_spec(vs)?;
-    let extra = SelectHintsExtra {
-        func: Some(op.to_string()),
-        grouping: grouping.labels.clone(),
-        by: grouping.by,
-        clip: None,
-    };
+    let extra = aggregation_hints(op, grouping);
     let mut fused = FusedGroups::new(op, rng.len());
     ev.stream_vector_selector(&spec, rng, false, &extra, &mut |labels, column| {
         let g = fused.group_of(grouping, &labels);
@@ -257,6 +252,16 @@ fn eval_fused_selector(
         Ok(())
     })?;
     Ok(fused.finish())
+}
+
+/// What an aggregation directly over a selector tells storage.
+fn aggregation_hints(op: &str, grouping: &Grouping) -> SelectHintsExtra {
+    SelectHintsExtra {
+        func: Some(op.to_string()),
+        grouping: grouping.labels.clone(),
+        by: grouping.by,
+        clip: None,
+    }
 }
 
 /// Evaluates an aggregation.
@@ -299,12 +304,7 @@ pub(crate) fn eval_aggregate(
     let input = match input_expr {
         Expr::VectorSelector(vs) => {
             let spec = ev.selector_spec(vs)?;
-            let extra = SelectHintsExtra {
-                func: Some(op.to_string()),
-                grouping: grouping.labels.clone(),
-                by: grouping.by,
-                clip: None,
-            };
+            let extra = aggregation_hints(op, &grouping);
             ev.eval_vector_selector(&spec, rng, false, &extra)?
         }
         other => ev.eval_vector(other, rng)?,

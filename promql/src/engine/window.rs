@@ -367,19 +367,9 @@ fn compute_column(
             .copied()
             .unwrap_or(f64::NAN)
     };
-    let (mut lo, mut hi) = (0usize, 0usize);
-    for (i, &ref_t) in job.ref_times.iter().enumerate() {
-        while points.get(hi).is_some_and(|p| p.t <= ref_t) {
-            hi += 1;
-        }
-        let start = ref_t.saturating_sub(job.range);
-        while lo < hi && points.get(lo).is_some_and(|p| p.t < start) {
-            lo += 1;
-        }
+    for (i, ref_t, lo, hi) in window_bounds(job, points) {
         let window = points.get(lo..hi).unwrap_or(&[]);
-        if window.is_empty() {
-            continue;
-        }
+        let start = ref_t.saturating_sub(job.range);
         let ctx = WindowCtx {
             ts: job.rng.ts(i),
             range_start: start,
@@ -399,24 +389,33 @@ fn compute_column(
 }
 
 /// The non-empty window of every step, as `(step, samples)`, for the folds that compute
-/// several windows at once ([`super::window_fold`]); the same bounds as [`compute_column`].
+/// several windows at once ([`super::window_fold`]).
 fn windows<'p>(job: &ColumnJob<'_>, points: &'p [Point]) -> Vec<(usize, &'p [Point])> {
-    let mut out = Vec::with_capacity(job.ref_times.len());
+    window_bounds(job, points)
+        .map(|(i, _, lo, hi)| (i, points.get(lo..hi).unwrap_or(&[])))
+        .collect()
+}
+
+/// Every step's non-empty window `[ref - range, ref]` over `points`, as `(step, ref, lo, hi)`
+/// (`points[lo..hi]`), found by two cursors that only move forward.
+fn window_bounds<'a>(
+    job: &'a ColumnJob<'_>,
+    points: &'a [Point],
+) -> impl Iterator<Item = (usize, i64, usize, usize)> + 'a {
     let (mut lo, mut hi) = (0usize, 0usize);
-    for (i, &ref_t) in job.ref_times.iter().enumerate() {
-        while points.get(hi).is_some_and(|p| p.t <= ref_t) {
-            hi += 1;
-        }
-        let start = ref_t.saturating_sub(job.range);
-        while lo < hi && points.get(lo).is_some_and(|p| p.t < start) {
-            lo += 1;
-        }
-        let window = points.get(lo..hi).unwrap_or(&[]);
-        if !window.is_empty() {
-            out.push((i, window));
-        }
-    }
-    out
+    job.ref_times
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, &ref_t)| {
+            while points.get(hi).is_some_and(|p| p.t <= ref_t) {
+                hi += 1;
+            }
+            let start = ref_t.saturating_sub(job.range);
+            while lo < hi && points.get(lo).is_some_and(|p| p.t < start) {
+                lo += 1;
+            }
+            (lo < hi).then_some((i, ref_t, lo, hi))
+        })
 }
 
 /// Running count of counter resets: `out[i]` = resets among samples `0..=i`.
