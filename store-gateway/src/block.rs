@@ -4,7 +4,7 @@
 //! ranged GETs, nearby ranges merged into one request (see [`crate::ranges`]), through the
 //! shared byte-bounded caches. Whole index or chunk files are never downloaded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,9 +29,8 @@ use crate::index_header::{self, IndexHeader, PostingsEntry};
 use crate::metrics::StoreMetrics;
 use crate::ranges::{MAX_GAP, partition};
 
-/// Thanos's default estimates of the largest series entry and chunk, used when meta.json has
-/// no `index_stats`; an entry longer than the estimate is fetched again, whole.
-const DEFAULT_SERIES_ESTIMATE: u64 = 64 * 1024;
+/// Thanos's default estimate of the largest chunk, used when meta.json has no `index_stats`;
+/// a chunk longer than the estimate is fetched again, whole.
 const DEFAULT_CHUNK_ESTIMATE: u64 = 16_000;
 /// The longest chunk read when meta.json does not list its segment's size: far above any
 /// chunk Prometheus or the compactor writes, far below what a corrupt length can say.
@@ -65,7 +64,6 @@ pub struct BucketBlock {
     /// Held while the header is being loaded, so concurrent first queries share one load.
     loading: tokio::sync::Mutex<()>,
     last_used: Mutex<Instant>,
-    series_estimate: u64,
     chunk_estimate: u64,
     /// Segment file sizes from meta.json's `thanos.files` (segment number -> bytes).
     segment_sizes: HashMap<u32, u64>,
@@ -148,8 +146,6 @@ impl BucketBlock {
             .collect();
         let loaded = BucketBlock {
             segment_sizes,
-            series_estimate: positive(thanos.index_stats.series_max_size, DEFAULT_SERIES_ESTIMATE)
-                .min(DEFAULT_SERIES_ESTIMATE),
             chunk_estimate: positive(thanos.index_stats.chunk_max_size, DEFAULT_CHUNK_ESTIMATE)
                 .min(DEFAULT_CHUNK_ESTIMATE),
             meta,
@@ -358,36 +354,114 @@ impl BucketBlock {
     }
 
     /// The encoded series entries of `refs` (sorted), from the cache or the index, one per
-    /// ref: decode them with [`decode_series_entry`] (off the async workers).
+    /// ref: decode them with [`decode_series_entry`] (off the async workers). The index is
+    /// read and cached in aligned [`INDEX_PIECE`] pieces, like the chunk segments: a lookup
+    /// serves every entry in its piece (an entry of a 2 h block is ~50 bytes), and an entry
+    /// needs the piece it starts in, plus the following ones when it runs past it.
     pub async fn series_bytes(&self, refs: &[u32]) -> Result<Vec<Bytes>> {
-        let block = self.ulid();
         let decode_error = self.decode_error("index");
-        let mut raw: Vec<Option<Bytes>> = Vec::with_capacity(refs.len());
-        let mut missing = Vec::new();
-        for (i, &series_ref) in refs.iter().enumerate() {
-            match self
-                .context
-                .caches
-                .get_index(&IndexKey::Series { block, series_ref })
-            {
-                Some(IndexValue::Series(bytes)) => raw.push(Some(bytes)),
-                _ => {
-                    raw.push(None);
-                    missing.push(i);
+        let offsets: Vec<u64> = refs.iter().map(|&r| u64::from(r) * 16).collect();
+        let mut pieces = Pieces::default();
+        let mut wanted: Vec<u64> = offsets
+            .iter()
+            .map(|&offset| offset.min(self.index_size) / INDEX_PIECE)
+            .collect();
+        wanted.dedup();
+        self.load_index_pieces(&wanted, &mut pieces).await?;
+        let mut out = vec![Bytes::new(); refs.len()];
+        let mut pending: Vec<usize> = (0..refs.len()).collect();
+        // Round 1 reads what each entry starts in; an entry past its piece asks for the pieces
+        // of its header, then of its whole length (at most two more rounds).
+        for round in 0..3 {
+            let mut missing = std::collections::BTreeSet::new();
+            let mut still = Vec::new();
+            for position in pending {
+                let Some(&offset) = offsets.get(position) else {
+                    continue;
+                };
+                match self
+                    .entry_from_pieces(&pieces, offset)
+                    .map_err(&decode_error)?
+                {
+                    Ok(bytes) => {
+                        if let Some(slot) = out.get_mut(position) {
+                            *slot = bytes;
+                        }
+                    }
+                    Err(needed) => {
+                        missing.extend(needed.filter(|index| !pieces.contains_key(index)));
+                        still.push(position);
+                    }
                 }
             }
+            pending = still;
+            if pending.is_empty() || round == 2 {
+                break;
+            }
+            if round == 0 {
+                self.context.metrics.series_refetches.inc();
+            }
+            let missing: Vec<u64> = missing.into_iter().collect();
+            self.load_index_pieces(&missing, &mut pieces).await?;
         }
-        let ranges: Vec<Range<u64>> = missing
-            .iter()
-            .filter_map(|&i| refs.get(i))
-            .map(|&r| {
-                let start = u64::from(r).saturating_mul(16).min(self.index_size);
-                start
-                    ..start
-                        .saturating_add(self.series_estimate)
-                        .min(self.index_size)
-            })
-            .collect();
+        if let Some(&position) = pending.first() {
+            let offset = offsets.get(position).copied().unwrap_or_default();
+            return Err(decode_error(strata_tsdb::Error::corrupt(
+                "series",
+                offset,
+                "entry could not be read from the index",
+            )));
+        }
+        Ok(out)
+    }
+
+    /// The entry at `offset` from `pieces`: its bytes, or the pieces still needed to read its
+    /// length or its whole extent. An entry said to run past the end of the index is an error
+    /// (a corrupt length must not turn into a huge read).
+    fn entry_from_pieces(
+        &self,
+        pieces: &Pieces,
+        offset: u64,
+    ) -> strata_tsdb::Result<std::result::Result<Bytes, std::ops::RangeInclusive<u64>>> {
+        let size = self.index_size;
+        let header = (offset.saturating_add(10)).min(size).saturating_sub(offset);
+        let Some(head) = gather(pieces, offset, header) else {
+            return Ok(Err(piece_span(offset, header)));
+        };
+        let span = series_span(&head, offset)? as u64;
+        if offset.saturating_add(span) > size {
+            return Err(strata_tsdb::Error::corrupt(
+                "series",
+                offset,
+                format!("entry of {span} bytes runs past the end of the index ({size} bytes)"),
+            ));
+        }
+        Ok(gather(pieces, offset, span).ok_or_else(|| piece_span(offset, span)))
+    }
+
+    /// Adds pieces `indices` (sorted) of the index to `pieces`, from the cache or the bucket
+    /// (nearby missing pieces in one GET), caching what was read.
+    async fn load_index_pieces(&self, indices: &[u64], pieces: &mut Pieces) -> Result<()> {
+        let block = self.ulid();
+        let missing = self.context.caches.get_index_pieces(block, indices, pieces);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let size = self.index_size;
+        let mut ranges: Vec<Range<u64>> = Vec::with_capacity(missing.len());
+        let mut fetch: Vec<u64> = Vec::with_capacity(missing.len());
+        for index in missing {
+            let start = index.saturating_mul(INDEX_PIECE).min(size);
+            let end = start.saturating_add(INDEX_PIECE).min(size);
+            if start == end {
+                // At or past the end of the index: nothing to read (the entry fails to decode).
+                pieces.insert(index, Bytes::new());
+            } else {
+                ranges.push(start..end);
+                fetch.push(index);
+            }
+        }
+        let missing = fetch;
         let parts = partition(&ranges, MAX_GAP);
         let object = format!("{block}/index");
         let fetched = try_join_all(
@@ -401,69 +475,48 @@ impl BucketBlock {
                 let (Some(range), Some(&index)) = (ranges.get(member), missing.get(member)) else {
                     continue;
                 };
-                let start = usize::try_from(range.start - part.range.start).unwrap_or(usize::MAX);
-                let available = data.get(start..).unwrap_or(&[]);
-                let span = series_span(available, range.start).map_err(&decode_error)?;
-                let bytes = if span <= available.len() {
-                    Bytes::copy_from_slice(available.get(..span).unwrap_or(&[]))
-                } else {
-                    // Longer than the estimate: read it whole, but never past the index's end
-                    // (a corrupt length must not turn into a huge read).
-                    let end = range.start.saturating_add(span as u64);
-                    if end > self.index_size {
-                        return Err(decode_error(strata_tsdb::Error::corrupt(
-                            "series",
-                            range.start,
-                            format!(
-                                "entry of {span} bytes runs past the end of the index ({} bytes)",
-                                self.index_size
-                            ),
-                        )));
-                    }
-                    self.context.metrics.series_refetches.inc();
-                    self.get_range(object.clone(), range.start..end).await?
-                };
-                if let Some(&series_ref) = refs.get(index) {
-                    self.context.caches.put_index(
-                        IndexKey::Series { block, series_ref },
-                        IndexValue::Series(bytes.clone()),
-                    );
-                }
-                if let Some(slot) = raw.get_mut(index) {
-                    *slot = Some(bytes);
-                }
+                let from = usize::try_from(range.start - part.range.start).unwrap_or(usize::MAX);
+                let to = usize::try_from(range.end - part.range.start).unwrap_or(usize::MAX);
+                let from = from.min(data.len());
+                let piece =
+                    Bytes::copy_from_slice(data.get(from..to.min(data.len())).unwrap_or(&[]));
+                self.context.caches.put_index(
+                    IndexKey::Series {
+                        block,
+                        piece: index,
+                    },
+                    IndexValue::Series(piece.clone()),
+                );
+                pieces.insert(index, piece);
             }
         }
-        Ok(raw.into_iter().map(Option::unwrap_or_default).collect())
+        Ok(())
     }
 
-    /// The chunks of `refs`, from the cache or the segment files. Segment files are read and
+    /// The chunks of `refs`, in the order of `refs`, from the cache or the segment files. Segment files are read and
     /// cached in aligned [`SUBRANGE`] pieces: a chunk needs the pieces from its offset to its
     /// estimated end, missing pieces are fetched with nearby ones merged into one GET, and
     /// a chunk inside one piece is decoded without a copy. Decoding (CRC checks) runs on the
     /// blocking pool; a chunk longer than its estimate is read again whole, but never past
     /// the end of its segment file (nor past [`MAX_CHUNK_BYTES`] when the size is not listed),
     /// so a corrupt length cannot turn into a huge read.
-    pub async fn chunks(&self, refs: &[ChunkRef]) -> Result<HashMap<u64, Chunk>> {
+    pub async fn chunks(&self, refs: &[ChunkRef]) -> Result<Vec<Chunk>> {
         let block = self.ulid();
-        let mut out = HashMap::new();
-        let mut by_segment: BTreeMap<u32, Vec<ChunkRef>> = BTreeMap::new();
-        for chunk_ref in refs {
-            by_segment
-                .entry(chunk_ref.segment())
-                .or_default()
-                .push(*chunk_ref);
-        }
-        // Per segment: its chunks, the pieces they need (cached or fetched below).
-        let mut segments = Vec::with_capacity(by_segment.len());
+        // Where each ref goes in the answer, in file order: grouped by segment, by offset.
+        let mut wanted: Vec<(ChunkRef, usize)> = refs.iter().copied().zip(0..).collect();
+        wanted.sort_unstable_by_key(|(chunk_ref, _)| chunk_ref.0);
+        // Per segment: its wanted chunks, the pieces they need (cached or fetched below).
+        let mut segments = Vec::new();
         let mut requests = Vec::new();
-        for (segment, mut chunk_refs) in by_segment {
-            chunk_refs.sort_unstable_by_key(|r| r.0);
-            chunk_refs.dedup();
+        for group in wanted.chunk_by(|a, b| a.0.segment() == b.0.segment()) {
+            let Some(&(first, _)) = group.first() else {
+                continue;
+            };
+            let segment = first.segment();
             let object = format!("{block}/chunks/{}", segment_file_name(segment));
             let size = self.segment_size(segment);
             let mut needed = std::collections::BTreeSet::new();
-            for chunk_ref in &chunk_refs {
+            for (chunk_ref, _) in group {
                 needed.extend(self.pieces_of(*chunk_ref, size));
             }
             let (pieces, missing) = self.context.caches.get_subranges(block, segment, needed);
@@ -483,7 +536,7 @@ impl BucketBlock {
                     .collect();
                 requests.push((segments.len(), object.clone(), part.range, indices));
             }
-            segments.push((object, segment, chunk_refs, pieces));
+            segments.push((object, segment, group.to_vec(), pieces));
         }
         let fetched = try_join_all(
             requests
@@ -506,34 +559,50 @@ impl BucketBlock {
                 pieces.insert(index, piece);
             }
         }
+        let count = refs.len();
         let decoded = blocking(move || {
-            let mut chunks = Vec::new();
+            let mut out: Vec<Option<Chunk>> = vec![None; count];
             let mut longer = Vec::new();
-            for (object, segment, chunk_refs, pieces) in segments {
+            for (object, segment, wanted, pieces) in segments {
                 let decode_error = |source| Error::Decode {
                     block,
                     object: object.clone(),
                     source,
                 };
-                for chunk_ref in chunk_refs {
+                // Each distinct ref is decoded once; repeats share its bytes.
+                for same in wanted.chunk_by(|a, b| a.0 == b.0) {
+                    let Some(&(chunk_ref, _)) = same.first() else {
+                        continue;
+                    };
+                    let positions = same.iter().map(|&(_, position)| position);
                     let offset = u64::from(chunk_ref.offset());
                     match decode_from_pieces(&pieces, offset).map_err(decode_error)? {
-                        Ok(chunk) => chunks.push((chunk_ref, chunk)),
+                        Ok(chunk) => {
+                            // Repeats take a copy, the last position the chunk itself.
+                            if let Some(((_, last), repeats)) = same.split_last() {
+                                for &(_, position) in repeats {
+                                    if let Some(slot) = out.get_mut(position) {
+                                        *slot = Some(chunk.clone());
+                                    }
+                                }
+                                if let Some(slot) = out.get_mut(*last) {
+                                    *slot = Some(chunk);
+                                }
+                            }
+                        }
                         Err(available) => {
                             let total = chunk_span(&available, offset).map_err(decode_error)?;
-                            longer.push((object.clone(), segment, chunk_ref, total));
+                            let positions: Vec<usize> = positions.collect();
+                            longer.push((object.clone(), segment, chunk_ref, total, positions));
                         }
                     }
                 }
             }
-            Ok((chunks, longer))
+            Ok((out, longer))
         })
         .await?;
-        let (chunks, longer) = decoded;
-        for (chunk_ref, chunk) in chunks {
-            out.insert(chunk_ref.0, chunk);
-        }
-        for (object, segment, chunk_ref, total) in longer {
+        let (mut out, longer) = decoded;
+        for (object, segment, chunk_ref, total, positions) in longer {
             let offset = u64::from(chunk_ref.offset());
             let limit = self.segment_size(segment).unwrap_or(u64::MAX);
             let end = offset.saturating_add(total as u64);
@@ -564,9 +633,17 @@ impl BucketBlock {
                     })
             })
             .await?;
-            out.insert(chunk_ref.0, chunk);
+            for position in positions {
+                if let Some(slot) = out.get_mut(position) {
+                    *slot = Some(chunk.clone());
+                }
+            }
         }
-        Ok(out)
+        out.into_iter()
+            .collect::<Option<Vec<Chunk>>>()
+            .ok_or_else(|| Error::Join {
+                reason: format!("block {block}: a requested chunk was not read"),
+            })
     }
 
     /// The indices of the pieces holding chunk `chunk_ref` as far as its estimated length.
@@ -587,7 +664,7 @@ impl BucketBlock {
 /// lies in one piece, else from the consecutive pieces joined. `Ok(Err(bytes))` when the
 /// pieces end before the chunk does (it is longer than its estimate): the bytes there are.
 fn decode_from_pieces(
-    pieces: &HashMap<u64, Bytes>,
+    pieces: &Pieces,
     offset: u64,
 ) -> strata_tsdb::Result<std::result::Result<Chunk, Bytes>> {
     let first = offset / SUBRANGE;
@@ -629,6 +706,45 @@ fn decode_from_pieces(
         Some((chunk, _)) => Ok(chunk),
         None => Err(joined),
     })
+}
+
+/// Bytes of one cached piece of the index file; pieces start at multiples of it.
+pub const INDEX_PIECE: u64 = 4 * 1024;
+
+/// The pieces of one file (index or chunk segment) a call has at hand, by piece index.
+pub type Pieces = HashMap<u64, Bytes, foldhash::fast::RandomState>;
+
+/// The indices of the index pieces holding `len` bytes from `offset`.
+fn piece_span(offset: u64, len: u64) -> std::ops::RangeInclusive<u64> {
+    let last = offset.saturating_add(len.max(1)).saturating_sub(1);
+    (offset / INDEX_PIECE)..=(last / INDEX_PIECE)
+}
+
+/// `len` bytes from `offset` out of index `pieces`: a slice when they lie in one piece, else
+/// a copy joined from consecutive pieces; `None` when a piece is missing or ends early.
+fn gather(pieces: &Pieces, offset: u64, len: u64) -> Option<Bytes> {
+    let first = offset / INDEX_PIECE;
+    let within = usize::try_from(offset - first * INDEX_PIECE).ok()?;
+    let len = usize::try_from(len).ok()?;
+    let piece = pieces.get(&first)?;
+    if let Some(end) = within.checked_add(len)
+        && end <= piece.len()
+    {
+        return Some(piece.slice(within..end));
+    }
+    let mut joined = Vec::with_capacity(len);
+    joined.extend_from_slice(piece.get(within..)?);
+    let mut next = first + 1;
+    while joined.len() < len {
+        let piece = pieces.get(&next)?;
+        if piece.is_empty() {
+            return None;
+        }
+        let take = (len - joined.len()).min(piece.len());
+        joined.extend_from_slice(piece.get(..take)?);
+        next += 1;
+    }
+    Some(Bytes::from(joined))
 }
 
 /// Decodes the series entry `series_ref` from its bytes (as [`BucketBlock::series_bytes`]
@@ -684,7 +800,7 @@ mod piece_tests {
         writer.finish().expect("finish");
         let reader = ChunkReader::open_dir(dir.path()).expect("reader");
         let segment = std::fs::read(dir.path().join(segment_file_name(0))).expect("segment");
-        let pieces: HashMap<u64, Bytes> = segment
+        let pieces: Pieces = segment
             .chunks(SUBRANGE as usize)
             .enumerate()
             .map(|(i, piece)| (i as u64, Bytes::copy_from_slice(piece)))
@@ -701,7 +817,7 @@ mod piece_tests {
             if offset / SUBRANGE != (offset + span - 1) / SUBRANGE {
                 crossing += 1;
                 // Without the pieces after its first one, the chunk is not there yet.
-                let first: HashMap<u64, Bytes> = pieces
+                let first: Pieces = pieces
                     .iter()
                     .filter(|(index, _)| **index == offset / SUBRANGE)
                     .map(|(index, piece)| (*index, piece.clone()))

@@ -7,10 +7,10 @@
 //! never slices of a larger fetch buffer (a slice would pin the whole buffer and make the
 //! weight a lie).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use foldhash::fast::RandomState;
 use moka::notification::RemovalCause;
 use roaring::RoaringBitmap;
 use ulid::Ulid;
@@ -31,10 +31,9 @@ pub enum IndexKey {
         name: String,
         value: String,
     },
-    Series {
-        block: Ulid,
-        series_ref: u32,
-    },
+    /// An [`crate::block::INDEX_PIECE`]-sized aligned piece of the index file, holding series
+    /// entries (Thanos's item type "Series").
+    Series { block: Ulid, piece: u64 },
 }
 
 impl IndexKey {
@@ -72,8 +71,8 @@ impl IndexValue {
 /// The caches shared by all blocks.
 #[derive(Clone)]
 pub struct Caches {
-    index: moka::sync::Cache<IndexKey, IndexValue>,
-    chunks: moka::sync::Cache<SubrangeKey, Bytes>,
+    index: moka::sync::Cache<IndexKey, IndexValue, RandomState>,
+    chunks: moka::sync::Cache<SubrangeKey, Bytes, RandomState>,
     metrics: StoreMetrics,
     /// Index items larger than this are not cached (`max_item_size`).
     max_index_item: u64,
@@ -114,7 +113,7 @@ impl Caches {
                         .inc();
                 }
             })
-            .build();
+            .build_with_hasher(RandomState::default());
         let evicted = metrics.cache_items_evicted.clone();
         let chunks = moka::sync::Cache::builder()
             .max_capacity(chunk_bytes)
@@ -128,7 +127,7 @@ impl Caches {
                         .inc();
                 }
             })
-            .build();
+            .build_with_hasher(RandomState::default());
         Caches {
             index,
             chunks,
@@ -171,6 +170,28 @@ impl Caches {
         value
     }
 
+    /// Adds the cached index pieces among `indices` of `block` to `found` and returns the
+    /// indices that missed, counting the lookups once for the whole batch.
+    pub fn get_index_pieces(
+        &self,
+        block: Ulid,
+        indices: &[u64],
+        found: &mut crate::block::Pieces,
+    ) -> Vec<u64> {
+        let mut misses = Vec::new();
+        for &piece in indices {
+            match self.index.get(&IndexKey::Series { block, piece }) {
+                Some(IndexValue::Series(bytes)) => {
+                    found.insert(piece, bytes);
+                }
+                _ => misses.push(piece),
+            }
+        }
+        let requests = indices.len() as u64;
+        self.count_many("Series", requests, requests - misses.len() as u64);
+        misses
+    }
+
     pub fn put_index(&self, key: IndexKey, value: IndexValue) {
         let item_type = key.item_type();
         let size = u64::try_from(key.size().saturating_add(value.size())).unwrap_or(u64::MAX);
@@ -195,8 +216,8 @@ impl Caches {
         block: Ulid,
         segment: u32,
         indices: impl IntoIterator<Item = u64>,
-    ) -> (HashMap<u64, Bytes>, Vec<u64>) {
-        let mut hits = HashMap::new();
+    ) -> (crate::block::Pieces, Vec<u64>) {
+        let mut hits = crate::block::Pieces::default();
         let mut misses = Vec::new();
         let mut requests = 0u64;
         for index in indices {
@@ -241,7 +262,10 @@ mod tests {
         let block = Ulid::new();
         for series_ref in 0..1000u32 {
             caches.put_index(
-                IndexKey::Series { block, series_ref },
+                IndexKey::Series {
+                    block,
+                    piece: u64::from(series_ref),
+                },
                 IndexValue::Series(Bytes::from(vec![0u8; 512])),
             );
             caches.put_subrange(block, 0, u64::from(series_ref), Bytes::from(vec![1u8; 400]));

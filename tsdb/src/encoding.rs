@@ -49,6 +49,7 @@ pub struct Decbuf<'a> {
 
 impl<'a> Decbuf<'a> {
     /// A cursor over `data`, which starts at absolute offset `base` of its file.
+    #[inline]
     pub fn new(data: &'a [u8], section: &'static str, base: u64) -> Self {
         Decbuf {
             data,
@@ -64,26 +65,31 @@ impl<'a> Decbuf<'a> {
     }
 
     /// Position within the slice.
+    #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
     /// Bytes left.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.data.len().saturating_sub(self.pos)
     }
 
     /// True when nothing is left.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
     /// The unread bytes.
+    #[inline]
     pub fn rest(&self) -> &'a [u8] {
         self.data.get(self.pos..).unwrap_or(&[])
     }
 
     /// Take the next `n` bytes.
+    #[inline]
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .pos
@@ -96,11 +102,13 @@ impl<'a> Decbuf<'a> {
     }
 
     /// Skip `n` bytes.
+    #[inline]
     pub fn skip(&mut self, n: usize) -> Result<()> {
         self.bytes(n).map(|_| ())
     }
 
     /// One byte.
+    #[inline]
     pub fn byte(&mut self) -> Result<u8> {
         let byte = *self
             .data
@@ -111,12 +119,14 @@ impl<'a> Decbuf<'a> {
     }
 
     /// Big-endian u32.
+    #[inline]
     pub fn be_u32(&mut self) -> Result<u32> {
         let bytes = self.bytes(4)?;
         Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
 
     /// Big-endian u64.
+    #[inline]
     pub fn be_u64(&mut self) -> Result<u64> {
         let bytes = self.bytes(8)?;
         let mut word = [0u8; 8];
@@ -125,7 +135,20 @@ impl<'a> Decbuf<'a> {
     }
 
     /// Go `binary.Uvarint`.
+    #[inline]
     pub fn uvarint(&mut self) -> Result<u64> {
+        // Most varints of an index (symbol lengths, label refs, chunk deltas) are one byte.
+        if let Some(&byte) = self.data.get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
+        self.uvarint_long()
+    }
+
+    #[inline(never)]
+    fn uvarint_long(&mut self) -> Result<u64> {
         let mut value: u64 = 0;
         let mut shift = 0u32;
         loop {
@@ -145,30 +168,35 @@ impl<'a> Decbuf<'a> {
     }
 
     /// A uvarint that must fit a u32.
+    #[inline]
     pub fn uvarint_u32(&mut self) -> Result<u32> {
         let value = self.uvarint()?;
         u32::try_from(value).map_err(|_| self.error(format!("value {value} exceeds 32 bits")))
     }
 
     /// A uvarint used as a length or count.
+    #[inline]
     pub fn uvarint_usize(&mut self) -> Result<usize> {
         let value = self.uvarint()?;
         usize::try_from(value).map_err(|_| self.error(format!("length {value} too large")))
     }
 
     /// Go `binary.Varint` (zigzag).
+    #[inline]
     pub fn varint(&mut self) -> Result<i64> {
         let value = self.uvarint()?;
         Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
     }
 
     /// A uvarint length followed by that many bytes.
+    #[inline]
     pub fn uvarint_bytes(&mut self) -> Result<&'a [u8]> {
         let len = self.uvarint_usize()?;
         self.bytes(len)
     }
 
     /// A uvarint-length-prefixed UTF-8 string.
+    #[inline]
     pub fn uvarint_str(&mut self) -> Result<&'a str> {
         let start = self.pos;
         let bytes = self.uvarint_bytes()?;

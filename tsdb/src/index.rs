@@ -221,7 +221,8 @@ impl Symbols {
             .unwrap_or(0) as usize;
         let mut buf = Decbuf::new(self.data.get(start..).unwrap_or(&[]), "symbols", self.base);
         for _ in 0..symbol_ref % SYMBOL_SAMPLE_INTERVAL {
-            buf.uvarint_bytes()?;
+            let len = buf.uvarint_usize()?;
+            buf.skip(len)?;
         }
         buf.uvarint_str()
     }

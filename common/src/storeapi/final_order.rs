@@ -46,12 +46,22 @@ pub struct Resorter<T> {
     last_external: Option<String>,
     /// The greatest replica label name, if any.
     last_replica: Option<String>,
+    /// The external labels and removed names the final labels are made with.
+    external: Labels,
+    without_replica: Vec<String>,
     heap: BinaryHeap<Reverse<Pending<T>>>,
     /// The last series pushed, kept out of the heap: it sets the bound.
     current: Option<Pending<T>>,
     /// How many labels of `current`'s final labels form the bound `T`.
     bound_len: usize,
     sequence: u64,
+}
+
+/// A series' final labels and its bound, from [`Resorter::finalize`].
+#[derive(Debug)]
+pub struct Finalized {
+    pub labels: Labels,
+    bound_len: usize,
 }
 
 #[derive(Debug)]
@@ -102,6 +112,8 @@ impl<T> Resorter<T> {
                 .max()
                 .cloned(),
             last_replica: without_replica.iter().max().cloned(),
+            external: external.clone(),
+            without_replica: without_replica.to_vec(),
             heap: BinaryHeap::new(),
             current: None,
             bound_len: 0,
@@ -124,6 +136,92 @@ impl<T> Resorter<T> {
         self.bound_len = self.bound_len_for(source, &labels);
         self.current = Some(Pending {
             labels,
+            sequence: self.sequence,
+            item,
+        });
+        self.sequence += 1;
+    }
+
+    /// The final labels of `source` ([`finalize_labels`] with this re-sorter's external labels
+    /// and removed names), made by moving the source's own labels rather than copying them,
+    /// with the bound [`Resorter::push_finalized`] needs.
+    ///
+    /// [`finalize_labels`]: super::external::finalize_labels
+    pub fn finalize(&self, source: Labels) -> Finalized {
+        let source = source.into_vec();
+        // The bound is every final label below the first source label that can move (or, if
+        // none can, up to the source's last name): own labels before that position, external
+        // labels whose name sorts below it. Decided up front, so the labels can be moved.
+        let stop = source
+            .iter()
+            .position(|label| self.can_move_later(&label.name));
+        let external_below: Vec<bool> = self
+            .external
+            .iter()
+            .map(|label| match stop.and_then(|at| source.get(at)) {
+                Some(stop) => label.name < stop.name,
+                None => source.last().is_some_and(|last| label.name <= last.name),
+            })
+            .collect();
+        let own_below = |index: usize| stop.is_none_or(|stop| index < stop);
+        let keep = |name: &str| !self.without_replica.iter().any(|other| other == name);
+        let mut merged = Vec::with_capacity(source.len() + self.external.len());
+        let mut bound_len = 0;
+        let mut below = true;
+        let mut push = |label: Label, is_below: bool, merged: &mut Vec<Label>| {
+            if keep(&label.name) {
+                below &= is_below;
+                bound_len += usize::from(below);
+                merged.push(label);
+            }
+        };
+        let mut own = source.into_iter().enumerate().peekable();
+        let mut ext = self.external.iter().zip(external_below).peekable();
+        loop {
+            let take_own = match (own.peek(), ext.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Some(true),
+                (None, Some(_)) => Some(false),
+                (Some((_, a)), Some((b, _))) => match a.name.cmp(&b.name) {
+                    std::cmp::Ordering::Less => Some(true),
+                    std::cmp::Ordering::Greater => Some(false),
+                    // The external value wins; the series' own label of that name is dropped.
+                    std::cmp::Ordering::Equal => None,
+                },
+            };
+            match take_own {
+                Some(true) => {
+                    if let Some((index, label)) = own.next() {
+                        push(label, own_below(index), &mut merged);
+                    }
+                }
+                Some(false) => {
+                    if let Some((label, is_below)) = ext.next() {
+                        push(label.clone(), is_below, &mut merged);
+                    }
+                }
+                None => {
+                    own.next();
+                    if let Some((label, is_below)) = ext.next() {
+                        push(label.clone(), is_below, &mut merged);
+                    }
+                }
+            }
+        }
+        Finalized {
+            labels: Labels::from_sorted(merged),
+            bound_len,
+        }
+    }
+
+    /// Adds the next series in source order as [`Resorter::finalize`] made it.
+    pub fn push_finalized(&mut self, finalized: Finalized, item: T) {
+        if let Some(previous) = self.current.take() {
+            self.heap.push(Reverse(previous));
+        }
+        self.bound_len = finalized.bound_len;
+        self.current = Some(Pending {
+            labels: finalized.labels,
             sequence: self.sequence,
             item,
         });
@@ -157,21 +255,24 @@ impl<T> Resorter<T> {
         self.heap.len() + usize::from(self.current.is_some())
     }
 
+    /// Whether a later series can sort before the current one from a source label named
+    /// `name` on: (a) or (b) of the module comment.
+    fn can_move_later(&self, name: &str) -> bool {
+        let moving = self
+            .moving_names
+            .binary_search_by(|other| other.as_str().cmp(name))
+            .is_ok();
+        let external_follows = self
+            .last_external
+            .as_deref()
+            .is_some_and(|last| last > name);
+        let replica_follows = self.last_replica.as_deref().is_some_and(|last| last > name);
+        moving || (!external_follows && replica_follows)
+    }
+
     /// The length of the prefix `T_j` of `labels` (final) below which no later series can sort.
     fn bound_len_for(&self, source: &Labels, labels: &Labels) -> usize {
-        let stop = source.iter().find(|label| {
-            let name = label.name.as_str();
-            let moving = self
-                .moving_names
-                .binary_search_by(|other| other.as_str().cmp(name))
-                .is_ok();
-            let external_follows = self
-                .last_external
-                .as_deref()
-                .is_some_and(|last| last > name);
-            let replica_follows = self.last_replica.as_deref().is_some_and(|last| last > name);
-            moving || (!external_follows && replica_follows)
-        });
+        let stop = source.iter().find(|label| self.can_move_later(&label.name));
         let below = |label: &Label| match stop {
             Some(stop) => label.name < stop.name,
             None => source
@@ -292,6 +393,15 @@ mod tests {
             if strip_c { without.push("c".to_owned()); }
             let (out, _) = run(&source, &external, &without);
             prop_assert_eq!(out, sorted_final(&source, &external, &without));
+            // The moving path makes the same labels and bounds as the copying one.
+            let resorter: Resorter<()> = Resorter::new(&external, &without);
+            for labels in &source {
+                let copied = finalize_labels(labels, &external, &without);
+                let bound = resorter.bound_len_for(labels, &copied);
+                let moved = resorter.finalize(labels.clone());
+                prop_assert_eq!(&moved.labels, &copied);
+                prop_assert_eq!(moved.bound_len, bound);
+            }
         }
     }
 }

@@ -6,10 +6,10 @@
 //! block, never a block's whole answer; when the merge is dropped (the client left) the
 //! producers are aborted.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::try_join_all;
-use strata_common::storeapi::external::finalize_labels;
 use strata_common::storeapi::final_order::Resorter;
 use strata_proto::thanos;
 use strata_tsdb::index::ChunkMeta;
@@ -190,7 +190,18 @@ fn decode_batch(
         object: "index".to_owned(),
         source,
     };
-    let external = block.external_labels();
+    // Label names and many values repeat from series to series: each symbol is looked up in
+    // the index (a scan of up to 31 entries from its sample) once per batch.
+    let symbols = header.symbols();
+    let mut seen: HashMap<u32, &str, foldhash::fast::RandomState> = HashMap::default();
+    let mut lookup = |symbol: u32| -> Result<&str> {
+        if let Some(found) = seen.get(&symbol) {
+            return Ok(found);
+        }
+        let found = symbols.lookup(symbol).map_err(decode_error)?;
+        seen.insert(symbol, found);
+        Ok(found)
+    };
     let mut out = Vec::new();
     for (&series_ref, bytes) in refs.iter().zip(raw) {
         let entry = decode_series_entry(bytes, series_ref).map_err(decode_error)?;
@@ -206,20 +217,15 @@ fn decode_batch(
         }
         let mut labels = Vec::with_capacity(entry.labels.len());
         for &(name, value) in &entry.labels {
-            let symbols = header.symbols();
-            labels.push(Label::new(
-                symbols.lookup(name).map_err(decode_error)?,
-                symbols.lookup(value).map_err(decode_error)?,
-            ));
+            labels.push(Label::new(lookup(name)?, lookup(value)?));
         }
-        let source = Labels::new(labels);
-        let labels = finalize_labels(&source, external, &selection.without_replica);
+        let finalized = resorter.finalize(Labels::new(labels));
         if let Some(shard) = &selection.shard
-            && !in_shard(&labels, shard)
+            && !in_shard(&finalized.labels, shard)
         {
             continue;
         }
-        resorter.push(&source, labels, chunks);
+        resorter.push_finalized(finalized, chunks);
         while let Some((labels, chunks)) = resorter.pop_ready() {
             out.push(BlockSeries { labels, chunks });
         }

@@ -9,7 +9,6 @@
 //! (or the call's error when partial responses are off).
 
 use std::collections::BTreeSet;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +22,7 @@ use strata_common::storeapi::external::{
 use strata_common::storeapi::streaming::{FrameBatcher, SeriesSender};
 use strata_proto::thanos;
 use strata_tsdb::chunkenc::{AggrChunk, AggrType, Chunk, Encoding};
+use strata_tsdb::chunks::ChunkRef;
 use strata_tsdb::index::ChunkMeta;
 use strata_tsdb::labels::{Labels, Matcher};
 use tokio::sync::Semaphore;
@@ -616,34 +616,44 @@ impl FetchContext {
             });
         }
         let failed_before = self.failed.lock().clone();
-        let mut per_block: HashMap<usize, Vec<strata_tsdb::chunks::ChunkRef>> = HashMap::new();
+        // Per block of the call, its chunk refs in batch order: `convert_batch` walks the
+        // batch in the same order and takes each block's chunks from the front.
+        let mut per_block: Vec<Vec<ChunkRef>> = vec![Vec::new(); self.blocks.len()];
         for series in &batch {
             for (block, metas) in &series.parts {
                 if failed_before.contains(block) {
                     continue;
                 }
-                per_block
-                    .entry(*block)
-                    .or_default()
-                    .extend(metas.iter().map(|meta| meta.chunk_ref));
+                if let Some(refs) = per_block.get_mut(*block) {
+                    refs.extend(metas.iter().map(|meta| meta.chunk_ref));
+                }
             }
         }
         let blocks = &self.blocks;
-        let fetched =
-            futures::future::join_all(per_block.into_iter().filter_map(|(index, refs)| {
-                let block = blocks.get(index)?;
-                Some(async move { (index, block.chunks(&refs).await) })
-            }))
-            .await;
-        let mut chunks: HashMap<(usize, u64), Chunk> = HashMap::new();
+        let fetched = futures::future::join_all(
+            per_block
+                .iter()
+                .enumerate()
+                .filter(|(_, refs)| !refs.is_empty())
+                .filter_map(|(index, refs)| {
+                    let block = blocks.get(index)?;
+                    Some(async move { (index, block.chunks(refs).await) })
+                }),
+        )
+        .await;
+        let mut chunks: Vec<Option<std::vec::IntoIter<Chunk>>> =
+            (0..blocks.len()).map(|_| None).collect();
         let mut failures = Vec::new();
         let mut bytes = 0u64;
         for (index, result) in fetched {
             match result {
                 Ok(block_chunks) => {
-                    for (chunk_ref, chunk) in block_chunks {
-                        bytes += chunk.data.len() as u64;
-                        chunks.insert((index, chunk_ref), chunk);
+                    bytes += block_chunks
+                        .iter()
+                        .map(|chunk| chunk.data.len() as u64)
+                        .sum::<u64>();
+                    if let Some(slot) = chunks.get_mut(index) {
+                        *slot = Some(block_chunks.into_iter());
                     }
                 }
                 Err(err) => failures.push((index, err)),
@@ -657,12 +667,10 @@ impl FetchContext {
                 data_type: "chunks",
             })
             .observe(bytes as f64);
-        let mut skip = failed_before;
-        skip.extend(failures.iter().map(|(index, _)| *index));
         let blocks = Arc::clone(&self.blocks);
         let aggregates = Arc::clone(&self.aggregates);
         let (series, samples) =
-            blocking(move || convert_batch(batch, &chunks, &skip, &blocks, &aggregates)).await?;
+            blocking(move || convert_batch(batch, chunks, &blocks, &aggregates)).await?;
         Ok(FetchedBatch {
             series,
             samples,
@@ -672,42 +680,41 @@ impl FetchContext {
     }
 }
 
-/// The wire series of `batch` from its read chunks, leaving out the blocks in `skip`; series
+/// The wire series of `batch` from its read chunks: `chunks` holds, per block, the chunks of
+/// the batch's parts in batch order; blocks without (failed ones) are left out, and series
 /// left without any chunk are dropped. Returns them and their sample count.
 fn convert_batch(
     batch: Vec<MergedSeries>,
-    chunks: &HashMap<(usize, u64), Chunk>,
-    skip: &BTreeSet<usize>,
+    mut chunks: Vec<Option<std::vec::IntoIter<Chunk>>>,
     blocks: &[Arc<BucketBlock>],
     aggregates: &[i32],
 ) -> Result<(Vec<thanos::Series>, u64)> {
     let mut samples = 0u64;
     let mut out = Vec::with_capacity(batch.len());
     for merged in batch {
-        let mut wire_chunks = Vec::new();
+        let total = merged.parts.iter().map(|(_, metas)| metas.len()).sum();
+        let mut wire_chunks = Vec::with_capacity(total);
         for (block, metas) in &merged.parts {
-            if skip.contains(block) {
+            let Some(Some(read)) = chunks.get_mut(*block) else {
                 continue;
-            }
-            for meta in metas {
-                let Some(chunk) = chunks.get(&(*block, meta.chunk_ref.0)) else {
-                    continue;
-                };
-                let (aggr, count) =
-                    to_aggr_chunk(meta, chunk, aggregates).map_err(|source| Error::Decode {
+            };
+            for (meta, chunk) in metas.iter().zip(read.by_ref()) {
+                samples += push_wire_chunk(meta, chunk, aggregates, &mut wire_chunks).map_err(
+                    |source| Error::Decode {
                         block: blocks.get(*block).map(|b| b.ulid()).unwrap_or_default(),
                         object: "chunks".to_owned(),
                         source,
-                    })?;
-                samples += count;
-                wire_chunks.push(aggr);
+                    },
+                )?;
             }
         }
         if wire_chunks.is_empty() {
             // Every block holding this series failed.
             continue;
         }
-        wire_chunks.sort_by_key(|chunk| (chunk.min_time, chunk.max_time));
+        if merged.parts.len() > 1 {
+            wire_chunks.sort_by_key(|chunk| (chunk.min_time, chunk.max_time));
+        }
         out.push(thanos::Series {
             labels: labels_into_proto(merged.labels),
             chunks: wire_chunks,
@@ -728,7 +735,7 @@ fn labels_into_proto(labels: Labels) -> Vec<thanos::Label> {
         .collect()
 }
 
-fn wire_chunk(chunk: &Chunk) -> strata_tsdb::Result<thanos::Chunk> {
+fn wire_chunk(chunk: Chunk) -> strata_tsdb::Result<thanos::Chunk> {
     let encoding = match chunk.encoding {
         Encoding::Xor => thanos::chunk::Encoding::Xor,
         Encoding::Histogram => thanos::chunk::Encoding::Histogram,
@@ -742,41 +749,46 @@ fn wire_chunk(chunk: &Chunk) -> strata_tsdb::Result<thanos::Chunk> {
     Ok(thanos::Chunk {
         r#type: encoding as i32,
         hash: xxh64(&chunk.data, 0),
-        data: chunk.data.clone(),
+        data: chunk.data,
     })
 }
 
-/// The wire chunk for `chunk` and its number of samples: raw chunks go in `raw`; aggregate
-/// chunks of downsampled blocks fill only the requested aggregates.
-fn to_aggr_chunk(
+/// Appends the wire chunk for `chunk` to `out` and returns its number of samples: raw chunks
+/// go in `raw`; aggregate chunks of downsampled blocks fill only the requested aggregates.
+fn push_wire_chunk(
     meta: &ChunkMeta,
-    chunk: &Chunk,
+    chunk: Chunk,
     aggregates: &[i32],
-) -> strata_tsdb::Result<(thanos::AggrChunk, u64)> {
-    let mut out = thanos::AggrChunk {
+    out: &mut Vec<thanos::AggrChunk>,
+) -> strata_tsdb::Result<u64> {
+    out.push(thanos::AggrChunk {
         min_time: meta.min_time,
         max_time: meta.max_time,
         ..Default::default()
+    });
+    let Some(slot) = out.last_mut() else {
+        return Ok(0);
     };
     if chunk.encoding != Encoding::Aggr {
-        out.raw = Some(wire_chunk(chunk)?);
-        return Ok((out, u64::from(chunk.num_samples().unwrap_or(0))));
+        let samples = u64::from(chunk.num_samples().unwrap_or(0));
+        slot.raw = Some(wire_chunk(chunk)?);
+        return Ok(samples);
     }
     let aggr = AggrChunk::decode(&chunk.data)?;
     let mut samples = 0u64;
     for requested in aggregates {
         let (kind, slot) = match thanos::Aggr::try_from(*requested) {
-            Ok(thanos::Aggr::Count) => (AggrType::Count, &mut out.count),
-            Ok(thanos::Aggr::Sum) => (AggrType::Sum, &mut out.sum),
-            Ok(thanos::Aggr::Min) => (AggrType::Min, &mut out.min),
-            Ok(thanos::Aggr::Max) => (AggrType::Max, &mut out.max),
-            Ok(thanos::Aggr::Counter) => (AggrType::Counter, &mut out.counter),
+            Ok(thanos::Aggr::Count) => (AggrType::Count, &mut slot.count),
+            Ok(thanos::Aggr::Sum) => (AggrType::Sum, &mut slot.sum),
+            Ok(thanos::Aggr::Min) => (AggrType::Min, &mut slot.min),
+            Ok(thanos::Aggr::Max) => (AggrType::Max, &mut slot.max),
+            Ok(thanos::Aggr::Counter) => (AggrType::Counter, &mut slot.counter),
             Ok(thanos::Aggr::Raw) | Err(_) => continue,
         };
         if let Some(sub) = aggr.get(kind) {
             samples = samples.max(u64::from(sub.num_samples().unwrap_or(0)));
-            *slot = Some(wire_chunk(sub)?);
+            *slot = Some(wire_chunk(sub.clone())?);
         }
     }
-    Ok((out, samples))
+    Ok(samples)
 }

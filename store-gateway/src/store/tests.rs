@@ -486,3 +486,52 @@ async fn concurrent_first_queries_share_one_header_load_and_a_corrupt_file_is_re
     assert_eq!(metrics.lazy_load_failed.get(), 0);
     assert_eq!(std::fs::read(&path).expect("rewritten"), good);
 }
+
+/// Series entries are read from the index in aligned pieces: entries that cross a piece
+/// boundary, entries longer than several pieces, and lone entries read cold all come back whole
+/// and equal, cold and warm (the second pass is served by the cached pieces).
+#[tokio::test]
+async fn series_entries_of_every_size_read_from_index_pieces() {
+    let bucket_dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let mut written = numbered_series(90, 3);
+    for (i, (_, samples)) in written.iter_mut().enumerate() {
+        // A few series with over a thousand chunks (entries of several 4 KiB pieces), the rest
+        // of varied lengths so that entries start all over the pieces.
+        let count = if i % 30 == 7 {
+            130_000
+        } else {
+            1 + (i * 389) % 2_000
+        };
+        *samples = (0..count)
+            .map(|s| (s as i64 * 15_000, (i * 7 + s) as f64))
+            .collect();
+    }
+    write_block(bucket_dir.path(), &[("cluster", "a")], &written);
+    let expected: BTreeMap<String, Vec<(i64, f64)>> = written
+        .iter()
+        .map(|(labels, samples)| (labels.get("i").unwrap_or("").to_owned(), samples.clone()))
+        .collect();
+    let check = |got: Vec<(Labels, Vec<(i64, f64)>)>, want: usize| {
+        assert_eq!(got.len(), want);
+        for (labels, samples) in got {
+            let i = labels.get("i").unwrap_or("").to_owned();
+            assert_eq!(Some(&samples), expected.get(&i), "series i={i}");
+        }
+    };
+    // A lone long entry on a cold store: its first piece, then the rest of it.
+    let (store, metrics) = store_on(bucket_dir.path(), data_dir.path(), 0, 0);
+    sync(&store, bucket_dir.path()).await;
+    let (got, _) = series(&store, request(r#"metric{i="0037"}"#, i64::MIN, i64::MAX))
+        .await
+        .expect("series");
+    check(got, 1);
+    assert!(metrics.series_refetches.get() >= 1);
+    for _ in 0..2 {
+        let (got, warnings) = series(&store, request("metric", i64::MIN, i64::MAX))
+            .await
+            .expect("series");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        check(got, 90);
+    }
+}
