@@ -155,35 +155,35 @@ impl Proxy {
         query: SeriesQuery,
         warnings: Warnings,
     ) -> Result<mpsc::Receiver<Result<MergedSeries>>> {
+        let fan_out = self.fan_out(query, warnings)?;
+        let (sender, receiver) = mpsc::channel(MERGED_BUFFER);
+        tokio::spawn(fan_out.run(sender));
+        Ok(receiver)
+    }
+
+    /// The fan-out of `query` over the stores selected for it, to be run into a channel
+    /// ([`FanOut::run`]).
+    pub fn fan_out(&self, query: SeriesQuery, warnings: Warnings) -> Result<FanOut> {
         let stores = self.selected_stores(
             query.min_time,
             query.max_time,
             &query.matchers,
             query.partial_response,
         )?;
-        let query = Arc::new(query);
-        let mut inputs = Vec::with_capacity(stores.len());
-        for store in stores {
-            let (sender, receiver) = mpsc::channel(PER_STORE_BUFFER);
-            inputs.push(receiver);
-            let proxy = self.clone();
-            let query = Arc::clone(&query);
-            let warnings = warnings.clone();
-            tokio::spawn(async move {
-                proxy.read_store(store, query, sender, warnings).await;
-            });
-        }
-        let (sender, receiver) = mpsc::channel(MERGED_BUFFER);
-        tokio::spawn(merge(inputs, sender));
-        Ok(receiver)
+        Ok(FanOut {
+            proxy: self.clone(),
+            stores,
+            query: Arc::new(query),
+            warnings,
+        })
     }
 
-    /// Reads one store into `sender`; failures become a warning or an error item.
+    /// Reads one store into `emitter`; failures become a warning or an error item.
     async fn read_store(
         &self,
         store: SelectedStore,
         query: Arc<SeriesQuery>,
-        sender: mpsc::Sender<Result<MergedSeries>>,
+        mut emitter: Emitter,
         warnings: Warnings,
     ) {
         let address = store.endpoint.address().to_owned();
@@ -200,7 +200,7 @@ impl Proxy {
                         &store.endpoint,
                         &store.info,
                         &query,
-                        &sender,
+                        &mut emitter,
                         &warnings,
                         &call,
                     )
@@ -212,12 +212,14 @@ impl Proxy {
                 result
             }
         };
+        // What was read before a failure goes on, as it would have through the merge.
+        emitter.finish().await;
         if let Err(err) = result {
             if query.partial_response {
                 tracing::debug!(store = %address, error = %err, "store failed; partial response");
                 warnings.push(err.to_string());
             } else {
-                let _ = sender.send(Err(err)).await;
+                let _ = emitter.sender.send(Err(err)).await;
             }
         }
     }
@@ -227,7 +229,7 @@ impl Proxy {
         endpoint: &Endpoint,
         info: &EndpointInfo,
         query: &SeriesQuery,
-        sender: &mpsc::Sender<Result<MergedSeries>>,
+        emitter: &mut Emitter,
         warnings: &Warnings,
         call: &ClientCall,
     ) -> Result<()> {
@@ -289,7 +291,7 @@ impl Proxy {
             // Stop waiting for a slow store as soon as nobody wants the answer any more.
             let item = tokio::select! {
                 biased;
-                () = sender.closed() => return Ok(()),
+                () = emitter.sender.closed() => return Ok(()),
                 item = next => item?,
             };
             let Some(item) = item else { break };
@@ -304,7 +306,7 @@ impl Proxy {
                     };
                     if must_resort {
                         buffered.push(merged);
-                    } else if sender.send(Ok(merged)).await.is_err() {
+                    } else if !emitter.push(merged).await {
                         // The consumer is gone (query finished or failed): stop reading.
                         return Ok(());
                     }
@@ -320,7 +322,7 @@ impl Proxy {
         }
         sort_by_labels(&mut buffered, |series| &series.labels);
         for series in buffered {
-            if sender.send(Ok(series)).await.is_err() {
+            if !emitter.push(series).await {
                 return Ok(());
             }
         }
@@ -508,6 +510,98 @@ struct Head {
 /// K-way merge of sorted inputs: series with equal labels (from any input, or consecutive in
 /// one input) become one, their chunks de-duplicated. An error item from any input ends the
 /// merged stream with that error.
+/// The fan-out of one Series query over its selected stores ([`Proxy::fan_out`]).
+pub struct FanOut {
+    proxy: Proxy,
+    stores: Vec<SelectedStore>,
+    query: Arc<SeriesQuery>,
+    warnings: Warnings,
+}
+
+impl FanOut {
+    /// Reads the stores into `output` in label order; returns when everything is sent or the
+    /// reader went away. A single store is read in this task straight into `output` (joining
+    /// equal label sets as the merge would); several are read each by its own task into the
+    /// merge run here.
+    pub async fn run(self, output: mpsc::Sender<Result<MergedSeries>>) {
+        let FanOut {
+            proxy,
+            mut stores,
+            query,
+            warnings,
+        } = self;
+        if stores.len() == 1 {
+            if let Some(store) = stores.pop() {
+                let emitter = Emitter::new(output, true);
+                proxy.read_store(store, query, emitter, warnings).await;
+            }
+            return;
+        }
+        let mut inputs = Vec::with_capacity(stores.len());
+        for store in stores {
+            let (sender, receiver) = mpsc::channel(PER_STORE_BUFFER);
+            inputs.push(receiver);
+            let proxy = proxy.clone();
+            let query = Arc::clone(&query);
+            let warnings = warnings.clone();
+            tokio::spawn(async move {
+                let emitter = Emitter::new(sender, false);
+                proxy.read_store(store, query, emitter, warnings).await;
+            });
+        }
+        merge(inputs, output).await;
+    }
+}
+
+/// Where one store's series go: on to the merge as they come, or, for a store read without a
+/// merge behind it, joined with the series after it when their labels are equal and their
+/// chunks deduplicated, as the merge does.
+struct Emitter {
+    sender: mpsc::Sender<Result<MergedSeries>>,
+    join: bool,
+    pending: Option<MergedSeries>,
+}
+
+impl Emitter {
+    fn new(sender: mpsc::Sender<Result<MergedSeries>>, join: bool) -> Self {
+        Emitter {
+            sender,
+            join,
+            pending: None,
+        }
+    }
+
+    /// Passes `series` on; false when the reader went away.
+    async fn push(&mut self, series: MergedSeries) -> bool {
+        if !self.join {
+            return self.sender.send(Ok(series)).await.is_ok();
+        }
+        if let Some(pending) = &mut self.pending
+            && pending.labels == series.labels
+        {
+            pending.chunks.extend(series.chunks);
+            return true;
+        }
+        match self.pending.replace(series) {
+            Some(previous) => self.send_joined(previous).await,
+            None => true,
+        }
+    }
+
+    /// Passes on the series held for joining, if any.
+    async fn finish(&mut self) -> bool {
+        match self.pending.take() {
+            Some(pending) => self.send_joined(pending).await,
+            None => true,
+        }
+    }
+
+    async fn send_joined(&self, mut series: MergedSeries) -> bool {
+        dedup_chunks(&mut series.chunks);
+        self.sender.send(Ok(series)).await.is_ok()
+    }
+}
+
 async fn merge(
     mut inputs: Vec<mpsc::Receiver<Result<MergedSeries>>>,
     output: mpsc::Sender<Result<MergedSeries>>,

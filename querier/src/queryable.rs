@@ -247,21 +247,10 @@ async fn forward(
     warnings: Warnings,
     held: Held,
 ) {
-    let mut inner = match proxy.series(query, warnings) {
-        Ok(inner) => inner,
+    match proxy.fan_out(query, warnings) {
+        Ok(fan_out) => fan_out.run(sender).await,
         Err(err) => {
             let _ = sender.send(Err(err)).await;
-            return;
-        }
-    };
-    loop {
-        let item = tokio::select! {
-            () = sender.closed() => return,
-            item = inner.recv() => item,
-        };
-        let Some(item) = item else { break };
-        if sender.send(item).await.is_err() {
-            return;
         }
     }
     drop(held);

@@ -191,6 +191,35 @@ async fn merges_sorted_streams_and_drops_duplicate_chunks() {
     shutdown.cancel();
 }
 
+/// One store is read without a merge task: a series split over several frames still comes out
+/// as one, and a chunk it sent twice comes out once.
+#[tokio::test]
+async fn a_single_store_is_joined_and_deduplicated_like_a_merge() {
+    let shutdown = CancellationToken::new();
+    let mut split = series(&[("__name__", "up"), ("job", "a")], &[(0, 1.0)]);
+    split.chunks.push(xor_chunk(&[(15_000, 2.0)]));
+    split.chunks.push(xor_chunk(&[(30_000, 3.0)]));
+    let mut doubled = series(&[("__name__", "up"), ("job", "b")], &[(0, 4.0)]);
+    doubled.chunks.push(doubled.chunks[0].clone());
+    let store = InMemoryStore::new(vec![
+        split,
+        doubled,
+        series(&[("__name__", "up"), ("job", "c")], &[(0, 5.0)]),
+    ])
+    .with_max_chunks_per_frame(1);
+    let addresses = [serve(store, &shutdown).await];
+    let proxy = proxy_for(&addresses, Duration::ZERO).await;
+    let (result, warnings) = collect(&proxy, query("up", &[], true)).await;
+    let merged = result.expect("series");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let shape: Vec<(&str, usize)> = merged
+        .iter()
+        .map(|series| (series.labels.get("job").unwrap_or(""), series.chunks.len()))
+        .collect();
+    assert_eq!(shape, vec![("a", 3), ("b", 1), ("c", 1)]);
+    shutdown.cancel();
+}
+
 #[tokio::test]
 async fn replica_labels_are_stripped_and_replicas_merged() {
     let shutdown = CancellationToken::new();
