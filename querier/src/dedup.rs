@@ -307,6 +307,130 @@ impl ChunkIterator {
     }
 }
 
+/// Most samples of one series decoded ahead of the engine (16 bytes each: 256 KiB); longer
+/// series are decoded lazily, a chunk at a time, as the engine reads them.
+pub const DECODE_AHEAD_SAMPLES: usize = 16_384;
+
+/// The samples of `chunks` decoded now, exactly as [`series_iterator`] would yield them, when
+/// that is both cheap to hold and certain to be the same: at most [`DECODE_AHEAD_SAMPLES`]
+/// samples, one replica (no two chunks overlap), no counter aggregates, no decode error (the
+/// lazy path reports it when the engine reaches the chunk), and every sample inside its
+/// chunk's declared bounds (so skipping whole chunks on a seek skips nothing else). `None`
+/// otherwise. Sorts `chunks` as [`overlap_split`] does.
+pub fn decode_ahead(chunks: &mut [thanos::AggrChunk], mode: ChunkReadMode) -> Option<Vec<Point>> {
+    let mut samples = 0usize;
+    for chunk in chunks.iter() {
+        let part = first_chunk(chunk)?;
+        if mode.is_counter() && chunk.raw.is_none() {
+            return None;
+        }
+        let [high, low, ..] = part.data[..] else {
+            return None;
+        };
+        samples += usize::from(u16::from_be_bytes([high, low]));
+    }
+    if samples > DECODE_AHEAD_SAMPLES {
+        return None;
+    }
+    sort_chunks(chunks);
+    if chunks
+        .windows(2)
+        .any(|pair| pair[0].max_time >= pair[1].min_time)
+    {
+        return None;
+    }
+    let mut points = Vec::with_capacity(samples);
+    let mut decoded = Vec::new();
+    let mut last_t: Option<i64> = None;
+    for chunk in chunks.iter() {
+        let (min_time, max_time) = (chunk.min_time, chunk.max_time);
+        let mut in_bounds = true;
+        let mut keep = |t: i64, v: f64| {
+            if t < min_time || t > max_time {
+                in_bounds = false;
+            } else if last_t.is_none_or(|last| t > last) {
+                last_t = Some(t);
+                points.push(Point { t, v });
+            }
+        };
+        match chunk.raw.as_ref().filter(|raw| is_xor(raw)) {
+            // Raw XOR samples go straight from the decoder into the series' points.
+            Some(raw) if mode != ChunkReadMode::Count => {
+                XorIterator::new(&raw.data)
+                    .and_then(|mut samples| samples.decode_each(&mut keep))
+                    .ok()?;
+            }
+            _ => {
+                decoded.clear();
+                decode_chunk(chunk, mode, &mut decoded).ok()?;
+                for &(t, v) in &decoded {
+                    keep(t, v);
+                }
+            }
+        }
+        if !in_bounds {
+            return None;
+        }
+    }
+    Some(points)
+}
+
+/// Samples decoded ahead ([`decode_ahead`]), read as [`ChunkIterator`] reads them.
+#[derive(Debug)]
+pub struct DecodedSamples {
+    points: Vec<Point>,
+    position: usize,
+}
+
+impl DecodedSamples {
+    pub fn new(points: Vec<Point>) -> Self {
+        Self {
+            points,
+            position: 0,
+        }
+    }
+}
+
+impl SampleIterator for DecodedSamples {
+    fn next_sample(&mut self) -> strata_promql::Result<Option<Point>> {
+        let point = self.points.get(self.position).copied();
+        if point.is_some() {
+            self.position += 1;
+        }
+        Ok(point)
+    }
+
+    fn seek(&mut self, ts: i64) -> strata_promql::Result<Option<Point>> {
+        let rest = self.points.get(self.position..).unwrap_or(&[]);
+        self.position += rest.partition_point(|point| point.t < ts);
+        self.next_sample()
+    }
+
+    /// As [`ChunkIterator`]'s: the first sample after `maxt`, if any, is consumed.
+    fn read_range(
+        &mut self,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Point>,
+    ) -> strata_promql::Result<()> {
+        let Some(first) = self.seek(mint)? else {
+            return Ok(());
+        };
+        if first.t > maxt {
+            return Ok(());
+        }
+        out.push(first);
+        let rest = self.points.get(self.position..).unwrap_or(&[]);
+        let within = rest.partition_point(|point| point.t <= maxt);
+        out.extend_from_slice(rest.get(..within).unwrap_or(&[]));
+        self.position += within;
+        if self.position < self.points.len() {
+            self.position += 1;
+        }
+        Ok(())
+    }
+}
+
 /// A querier error as the engine's storage error (the HTTP layer recovers its class).
 pub fn storage_error(err: Error) -> strata_promql::Error {
     strata_promql::Error::Storage {

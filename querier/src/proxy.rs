@@ -179,11 +179,11 @@ impl Proxy {
     }
 
     /// Reads one store into `emitter`; failures become a warning or an error item.
-    async fn read_store(
+    async fn read_store<T>(
         &self,
         store: SelectedStore,
         query: Arc<SeriesQuery>,
-        mut emitter: Emitter,
+        mut emitter: Emitter<T>,
         warnings: Warnings,
     ) {
         let address = store.endpoint.address().to_owned();
@@ -224,12 +224,12 @@ impl Proxy {
         }
     }
 
-    async fn read_store_inner(
+    async fn read_store_inner<T>(
         &self,
         endpoint: &Endpoint,
         info: &EndpointInfo,
         query: &SeriesQuery,
-        emitter: &mut Emitter,
+        emitter: &mut Emitter<T>,
         warnings: &Warnings,
         call: &ClientCall,
     ) -> Result<()> {
@@ -520,10 +520,16 @@ pub struct FanOut {
 
 impl FanOut {
     /// Reads the stores into `output` in label order; returns when everything is sent or the
-    /// reader went away. A single store is read in this task straight into `output` (joining
-    /// equal label sets as the merge would); several are read each by its own task into the
-    /// merge run here.
+    /// reader went away.
     pub async fn run(self, output: mpsc::Sender<Result<MergedSeries>>) {
+        self.run_into(output, Box::new(|series| series)).await;
+    }
+
+    /// [`FanOut::run`], each merged series passed through `convert` before it is sent (in
+    /// this task, off the reader's thread). A single store is read in this task straight into
+    /// `output` (joining equal label sets as the merge would); several are read each by its
+    /// own task into the merge run here.
+    pub async fn run_into<T>(self, output: mpsc::Sender<Result<T>>, convert: Convert<T>) {
         let FanOut {
             proxy,
             mut stores,
@@ -532,7 +538,7 @@ impl FanOut {
         } = self;
         if stores.len() == 1 {
             if let Some(store) = stores.pop() {
-                let emitter = Emitter::new(output, true);
+                let emitter = Emitter::new(output, true, convert);
                 proxy.read_store(store, query, emitter, warnings).await;
             }
             return;
@@ -545,36 +551,41 @@ impl FanOut {
             let query = Arc::clone(&query);
             let warnings = warnings.clone();
             tokio::spawn(async move {
-                let emitter = Emitter::new(sender, false);
+                let emitter = Emitter::new(sender, false, Box::new(|series| series));
                 proxy.read_store(store, query, emitter, warnings).await;
             });
         }
-        merge(inputs, output).await;
+        merge(inputs, output, convert).await;
     }
 }
+
+/// What a fan-out makes of each merged series before sending it on.
+pub type Convert<T> = Box<dyn Fn(MergedSeries) -> T + Send + Sync>;
 
 /// Where one store's series go: on to the merge as they come, or, for a store read without a
 /// merge behind it, joined with the series after it when their labels are equal and their
 /// chunks deduplicated, as the merge does.
-struct Emitter {
-    sender: mpsc::Sender<Result<MergedSeries>>,
+struct Emitter<T> {
+    sender: mpsc::Sender<Result<T>>,
     join: bool,
     pending: Option<MergedSeries>,
+    convert: Convert<T>,
 }
 
-impl Emitter {
-    fn new(sender: mpsc::Sender<Result<MergedSeries>>, join: bool) -> Self {
+impl<T> Emitter<T> {
+    fn new(sender: mpsc::Sender<Result<T>>, join: bool, convert: Convert<T>) -> Self {
         Emitter {
             sender,
             join,
             pending: None,
+            convert,
         }
     }
 
     /// Passes `series` on; false when the reader went away.
     async fn push(&mut self, series: MergedSeries) -> bool {
         if !self.join {
-            return self.sender.send(Ok(series)).await.is_ok();
+            return self.sender.send(Ok((self.convert)(series))).await.is_ok();
         }
         if let Some(pending) = &mut self.pending
             && pending.labels == series.labels
@@ -598,13 +609,14 @@ impl Emitter {
 
     async fn send_joined(&self, mut series: MergedSeries) -> bool {
         dedup_chunks(&mut series.chunks);
-        self.sender.send(Ok(series)).await.is_ok()
+        self.sender.send(Ok((self.convert)(series))).await.is_ok()
     }
 }
 
-async fn merge(
+async fn merge<T>(
     mut inputs: Vec<mpsc::Receiver<Result<MergedSeries>>>,
-    output: mpsc::Sender<Result<MergedSeries>>,
+    output: mpsc::Sender<Result<T>>,
+    convert: Convert<T>,
 ) {
     let mut heads: Vec<Head> = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.iter_mut().enumerate() {
@@ -675,7 +687,7 @@ async fn merge(
             labels: min_labels,
             chunks,
         };
-        if output.send(Ok(merged)).await.is_err() {
+        if output.send(Ok(convert(merged))).await.is_err() {
             return;
         }
     }

@@ -2,8 +2,11 @@
 //!
 //! The engine runs on a blocking thread (`spawn_blocking`). `select` starts the fan-out on the
 //! Tokio runtime and returns a [`SeriesSet`] that pulls merged series from a bounded channel
-//! with `blocking_recv`, so series stream into the engine as the stores send them. Each series'
-//! chunks are decoded only when the engine iterates them ([`crate::dedup::series_iterator`]).
+//! with `blocking_recv`, so series stream into the engine as the stores send them. The
+//! fan-out's task readies each series for the engine ([`EngineSeries`]): a short series of one
+//! replica (up to [`crate::dedup::DECODE_AHEAD_SAMPLES`]) is decoded there, beside the engine
+//! rather than on its thread; longer ones and replicas to merge are decoded a chunk at a time
+//! as the engine iterates them ([`crate::dedup::series_iterator`]).
 //!
 //! Before evaluation the engine announces every select of the query (`Querier::prefetch`, from
 //! a dry run); each announced fan-out starts at once, so `a / b` pays one store latency. At most
@@ -32,16 +35,20 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use strata_promql::storage::{Querier, Queryable, SelectHints, SeriesSet, StorageSeries};
+use strata_promql::storage::{
+    Querier, Queryable, SampleIterator, SelectHints, SeriesSet, StorageSeries,
+};
 use strata_promql::{Labels as PromLabels, MatchType as PromMatchType, Matcher as PromMatcher};
 use strata_proto::thanos;
 use strata_tsdb::labels::{Labels, MatchType, Matcher};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use crate::dedup::{ChunkReadMode, DedupFunc, series_iterator, storage_error};
+use crate::dedup::{
+    ChunkReadMode, DecodedSamples, DedupFunc, decode_ahead, series_iterator, storage_error,
+};
 use crate::error::{Error, Result};
-use crate::proxy::{MergedSeries, Proxy, SeriesQuery, Warnings};
+use crate::proxy::{Convert, MergedSeries, Proxy, SeriesQuery, Warnings};
 
 /// Functions that need at least two samples per window; their downsampled resolution is
 /// capped at half the range.
@@ -124,7 +131,11 @@ fn select_key(hints: &SelectHints, matchers: &[PromMatcher]) -> SelectKey {
 
 /// A prefetched select's fan-out: waiting for its turn, or started.
 enum Slot {
-    Queued(Box<SeriesQuery>, mpsc::Sender<Result<MergedSeries>>),
+    Queued(
+        Box<SeriesQuery>,
+        mpsc::Sender<Result<EngineSeries>>,
+        Prepare,
+    ),
     Started,
     /// Started by the engine without a permit (none was free); the receiver resolves when the
     /// fan-out is done, so the dispatcher can hold a permit for it until then.
@@ -144,8 +155,8 @@ type SharedSlot = Arc<Mutex<Slot>>;
 /// A select announced ahead of the engine.
 struct Prefetched {
     key: SelectKey,
-    mode: ChunkReadMode,
-    receiver: mpsc::Receiver<Result<MergedSeries>>,
+    prepare: Prepare,
+    receiver: mpsc::Receiver<Result<EngineSeries>>,
     slot: SharedSlot,
 }
 
@@ -216,13 +227,14 @@ impl ProxyQuerier<'_> {
                         .ok()
                         .map(|mut slot| std::mem::replace(&mut *slot, Slot::Started));
                     match taken {
-                        Some(Slot::Queued(query, sender)) => {
+                        Some(Slot::Queued(query, sender, prepare)) => {
                             tokio::spawn(forward(
                                 proxy.clone(),
                                 *query,
                                 sender,
                                 warnings.clone(),
                                 Held::Permit(permit),
+                                prepare,
                             ));
                         }
                         // The engine started it without a permit: count it until it is done.
@@ -243,17 +255,56 @@ impl ProxyQuerier<'_> {
 async fn forward(
     proxy: Proxy,
     query: SeriesQuery,
-    sender: mpsc::Sender<Result<MergedSeries>>,
+    sender: mpsc::Sender<Result<EngineSeries>>,
     warnings: Warnings,
     held: Held,
+    prepare: Prepare,
 ) {
     match proxy.fan_out(query, warnings) {
-        Ok(fan_out) => fan_out.run(sender).await,
+        Ok(fan_out) => fan_out.run_into(sender, prepare.convert()).await,
         Err(err) => {
             let _ = sender.send(Err(err)).await;
         }
     }
     drop(held);
+}
+
+/// A series as the engine takes it, made on the fan-out's task so that the engine's thread
+/// only evaluates: labels in the engine's type, samples ready to iterate.
+pub struct EngineSeries {
+    labels: PromLabels,
+    samples: Box<dyn SampleIterator + Send>,
+}
+
+/// How the series of one select are read.
+#[derive(Debug, Clone, Copy)]
+struct Prepare {
+    mode: ChunkReadMode,
+    func: DedupFunc,
+}
+
+impl Prepare {
+    /// The series as the engine iterates it: short series of one replica are decoded here, in
+    /// the fan-out (so the work runs beside the engine, not on its thread), the rest decode
+    /// lazily as the engine reads them ([`series_iterator`]).
+    fn series(self, mut series: MergedSeries) -> EngineSeries {
+        let labels = convert_labels(&series.labels);
+        let samples: Box<dyn SampleIterator + Send> =
+            match decode_ahead(&mut series.chunks, self.mode) {
+                Some(points) => Box::new(DecodedSamples::new(points)),
+                None => series_iterator(
+                    series.labels.to_string(),
+                    series.chunks,
+                    self.mode,
+                    self.func,
+                ),
+            };
+        EngineSeries { labels, samples }
+    }
+
+    fn convert(self) -> Convert<EngineSeries> {
+        Box::new(move |series| self.series(series))
+    }
 }
 
 /// Merged series buffered between a prefetched fan-out and the engine.
@@ -337,7 +388,7 @@ impl Querier for ProxyQuerier<'_> {
             {
                 let held = match Arc::clone(&self.queryable.select_gate).try_acquire_owned() {
                     Ok(permit) => {
-                        if let Slot::Queued(query, sender) =
+                        if let Slot::Queued(query, sender, _) =
                             std::mem::replace(&mut *slot, Slot::Started)
                         {
                             Some((query, sender, Held::Permit(permit)))
@@ -347,7 +398,7 @@ impl Querier for ProxyQuerier<'_> {
                     }
                     Err(_) => {
                         let (done, waiter) = oneshot::channel();
-                        if let Slot::Queued(query, sender) =
+                        if let Slot::Queued(query, sender, _) =
                             std::mem::replace(&mut *slot, Slot::Claimed(waiter))
                         {
                             Some((query, sender, Held::Done(done)))
@@ -363,29 +414,30 @@ impl Querier for ProxyQuerier<'_> {
                         sender,
                         self.queryable.warnings.clone(),
                         held,
+                        prefetched.prepare,
                     ));
                 }
             }
             return Ok(Box::new(ProxySeriesSet {
                 receiver: prefetched.receiver,
-                mode: prefetched.mode,
-                func: self.queryable.options.dedup_func,
+                mode: prefetched.prepare.mode,
             }));
         }
         let (query, mode) = self.series_query(hints, matchers).map_err(storage_error)?;
-        // `series` only spawns tasks, but they need the runtime's context.
-        let receiver = {
-            let _guard = self.queryable.runtime.enter();
-            self.queryable
-                .proxy
-                .series(query, self.queryable.warnings.clone())
-                .map_err(storage_error)?
-        };
-        Ok(Box::new(ProxySeriesSet {
-            receiver,
+        let prepare = Prepare {
             mode,
             func: self.queryable.options.dedup_func,
-        }))
+        };
+        let fan_out = self
+            .queryable
+            .proxy
+            .fan_out(query, self.queryable.warnings.clone())
+            .map_err(storage_error)?;
+        let (sender, receiver) = mpsc::channel(PREFETCH_BUFFER);
+        self.queryable
+            .runtime
+            .spawn(fan_out.run_into(sender, prepare.convert()));
+        Ok(Box::new(ProxySeriesSet { receiver, mode }))
     }
 
     fn wants_prefetch(&self) -> bool {
@@ -397,15 +449,19 @@ impl Querier for ProxyQuerier<'_> {
         let Ok((query, mode)) = self.series_query(hints, matchers) else {
             return;
         };
+        let prepare = Prepare {
+            mode,
+            func: self.queryable.options.dedup_func,
+        };
         let (sender, receiver) = mpsc::channel(PREFETCH_BUFFER);
-        let slot = Arc::new(Mutex::new(Slot::Queued(Box::new(query), sender)));
+        let slot = Arc::new(Mutex::new(Slot::Queued(Box::new(query), sender, prepare)));
         if self.dispatcher().send(Arc::clone(&slot)).is_err() {
             return;
         }
         if let Ok(mut list) = self.prefetched.lock() {
             list.push(Prefetched {
                 key: select_key(hints, matchers),
-                mode,
+                prepare,
                 receiver,
                 slot,
             });
@@ -414,9 +470,8 @@ impl Querier for ProxyQuerier<'_> {
 }
 
 struct ProxySeriesSet {
-    receiver: mpsc::Receiver<Result<MergedSeries>>,
+    receiver: mpsc::Receiver<Result<EngineSeries>>,
     mode: ChunkReadMode,
-    func: DedupFunc,
 }
 
 impl SeriesSet for ProxySeriesSet {
@@ -424,14 +479,11 @@ impl SeriesSet for ProxySeriesSet {
         match self.receiver.blocking_recv() {
             None => Ok(None),
             Some(Err(err)) => Err(storage_error(err)),
-            Some(Ok(series)) => {
-                let name = series.labels.to_string();
-                Ok(Some(StorageSeries {
-                    labels: convert_labels(&series.labels),
-                    samples: series_iterator(name, series.chunks, self.mode, self.func),
-                    value_kind: self.mode.value_kind(),
-                }))
-            }
+            Some(Ok(series)) => Ok(Some(StorageSeries {
+                labels: series.labels,
+                samples: series.samples,
+                value_kind: self.mode.value_kind(),
+            })),
         }
     }
 }

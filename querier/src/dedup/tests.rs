@@ -342,3 +342,96 @@ fn count_mode_reads_raw_samples_as_one_each() {
         strata_promql::ValueKind::Observed
     );
 }
+
+/// A way to read a series, returning what it read.
+type Operation = dyn Fn(&mut dyn SampleIterator) -> Vec<(i64, f64)>;
+
+/// Series decoded ahead of the engine read exactly as the lazy iterator reads them (sample by
+/// sample, by seeks and by ranges, leaving it at the same place); what cannot be decoded ahead
+/// with that guarantee (overlapping replicas, lying chunk bounds, counter aggregates, too many
+/// samples) is left to the lazy path.
+#[test]
+fn decoded_ahead_reads_like_the_lazy_iterator() {
+    let plain = || {
+        vec![
+            xor_chunk(&samples(165_000, 300_000, 15_000, |t| t as f64 / 3.0)),
+            xor_chunk(&samples(0, 60_000, 15_000, |t| t as f64)),
+            xor_chunk(&samples(75_000, 150_000, 15_000, |t| -(t as f64))),
+        ]
+    };
+    let operations: [&Operation; 5] = [
+        &|it| {
+            let mut out = Vec::new();
+            while let Some(p) = it.next_sample().expect("next") {
+                out.push((p.t, p.v));
+            }
+            out
+        },
+        &|it| {
+            let mut out = Vec::new();
+            for ts in [10_000, 10_000, 80_000, 299_999, 400_000] {
+                out.extend(it.seek(ts).expect("seek").map(|p| (p.t, p.v)));
+            }
+            out
+        },
+        &|it| {
+            let mut out = Vec::new();
+            for (mint, maxt) in [(0, 59_000), (60_000, 60_000), (61_000, 200_000), (0, 10)] {
+                let mut points = Vec::new();
+                it.read_range(mint, maxt, &mut points).expect("read");
+                out.extend(points.iter().map(|p| (p.t, p.v)));
+                out.extend(it.next_sample().expect("next").map(|p| (-p.t, p.v)));
+            }
+            out
+        },
+        &|it| {
+            let mut points = Vec::new();
+            it.read_range(-10, 1_000_000, &mut points).expect("read");
+            points.iter().map(|p| (p.t, p.v)).collect()
+        },
+        &|it| {
+            let mut points = Vec::new();
+            it.read_range(400_000, 500_000, &mut points).expect("read");
+            points.iter().map(|p| (p.t, p.v)).collect()
+        },
+    ];
+    for mode in [
+        ChunkReadMode::Average,
+        ChunkReadMode::Count,
+        ChunkReadMode::Counter,
+    ] {
+        for operation in operations {
+            let mut chunks = plain();
+            let points = decode_ahead(&mut chunks, mode).expect("decoded ahead");
+            let mut ahead = DecodedSamples::new(points);
+            let mut lazy = series_iterator("s".into(), plain(), mode, DedupFunc::default());
+            assert_eq!(operation(&mut ahead), operation(lazy.as_mut()), "{mode:?}");
+        }
+    }
+    // Overlapping chunks: two replicas, merged by the dedup algorithm.
+    let mut overlapping = plain();
+    overlapping.push(xor_chunk(&samples(5_000, 65_000, 15_000, |t| t as f64)));
+    assert!(decode_ahead(&mut overlapping, ChunkReadMode::Average).is_none());
+    // A chunk whose samples run past its declared end.
+    let mut lying = plain();
+    lying[1].max_time = 30_000;
+    assert!(decode_ahead(&mut lying, ChunkReadMode::Average).is_none());
+    // Longer than the decode-ahead budget.
+    let mut long: Vec<_> = (0..200)
+        .map(|i| {
+            xor_chunk(&samples(
+                i * 1_800_000,
+                i * 1_800_000 + 1_785_000,
+                15_000,
+                |t| t as f64,
+            ))
+        })
+        .collect();
+    assert!(decode_ahead(&mut long, ChunkReadMode::Average).is_none());
+    // Counter aggregates of downsampled chunks take the counter-resetting reader.
+    let mut aggregated = plain();
+    if let Some(chunk) = aggregated.first_mut() {
+        chunk.counter = chunk.raw.take();
+    }
+    assert!(decode_ahead(&mut aggregated, ChunkReadMode::Counter).is_none());
+}
