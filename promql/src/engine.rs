@@ -11,6 +11,7 @@ mod binary;
 mod eval;
 mod functions;
 mod plan;
+mod rate_lanes;
 mod topk;
 mod vector;
 mod window;

@@ -13,6 +13,7 @@ use promql_parser::parser::Expr;
 
 use super::eval::{Evaluator, SelectHintsExtra, SelectorSpec, StepRange, Val, duration_ms};
 use super::functions::quantile;
+use super::rate_lanes::{self, RateWindow};
 use super::vector::{LabelsTable, StepVectors, duplicate_labelset};
 use super::window_fold::{Avg, Stddev, Stdvar, Sum, fold, fold_all};
 use crate::error::{Error, Result};
@@ -354,6 +355,15 @@ fn compute_column(
         RangeFn::StddevOverTime => return Ok(fold_all::<Stddev>(&windows(job, points))),
         _ => {}
     }
+    let rate_like = match job.func {
+        RangeFn::Rate => Some((true, true)),
+        RangeFn::Increase => Some((true, false)),
+        RangeFn::Delta => Some((false, false)),
+        _ => None,
+    };
+    if let Some((is_counter, is_rate)) = rate_like {
+        return Ok(rate_column(job, points, is_counter, is_rate));
+    }
     let mut column: Vec<(usize, f64)> = Vec::new();
     let resets = if matches!(job.func, RangeFn::Rate | RangeFn::Increase) {
         reset_prefix(points)
@@ -386,6 +396,45 @@ fn compute_column(
         }
     }
     Ok(column)
+}
+
+/// `rate`, `increase` or `delta` at every step, [`rate_lanes::LANES`] windows at a time.
+fn rate_column(
+    job: &ColumnJob<'_>,
+    points: &[Point],
+    is_counter: bool,
+    is_rate: bool,
+) -> Vec<(usize, f64)> {
+    let resets = if is_counter {
+        reset_prefix(points)
+    } else {
+        Vec::new()
+    };
+    let mut column = Vec::new();
+    let mut lanes: Vec<RateWindow<'_>> = Vec::with_capacity(rate_lanes::LANES);
+    for (step, end, lo, hi) in window_bounds(job, points) {
+        let reset_count = if is_counter {
+            match (resets.get(lo), resets.get(hi.saturating_sub(1))) {
+                (Some(a), Some(b)) => b - a,
+                _ => 1,
+            }
+        } else {
+            0
+        };
+        lanes.push(RateWindow {
+            step,
+            points: points.get(lo..hi).unwrap_or(&[]),
+            start: end.saturating_sub(job.range),
+            end,
+            reset_count,
+        });
+        if lanes.len() == rate_lanes::LANES {
+            rate_lanes::extrapolated_rates(&lanes, job.range, is_counter, is_rate, &mut column);
+            lanes.clear();
+        }
+    }
+    rate_lanes::extrapolated_rates(&lanes, job.range, is_counter, is_rate, &mut column);
+    column
 }
 
 /// The non-empty window of every step, as `(step, samples)`, for the folds that compute
@@ -707,6 +756,85 @@ mod tests {
         let increase = extrapolated_rate(&w, &ctx, true, false, 0).unwrap_or(f64::NAN);
         assert!((rate - 1.65).abs() < 1e-9, "{rate}");
         assert!((increase - 99.0).abs() < 1e-9, "{increase}");
+    }
+
+    /// The lockstep rate ([`rate_lanes`]) gives the one-window version's exact bits, for
+    /// every lane count, with resets, negative and non-finite values, short windows and edges
+    /// near the samples.
+    #[test]
+    fn lockstep_rates_equal_the_one_window_rate_bit_for_bit() {
+        let values = [
+            0.0,
+            1.5,
+            -3.0,
+            1e308,
+            -1e-300,
+            7.25,
+            f64::INFINITY,
+            f64::NAN,
+            2.0,
+            1.0,
+            1e9,
+            3.0,
+        ];
+        let points: Vec<Point> = (0..64)
+            .map(|i: i64| Point {
+                t: i * 15_000 + (i * i) % 7 * 1000,
+                v: values[(i as usize * 5) % values.len()] + (i as f64) * 0.5,
+            })
+            .collect();
+        let resets = reset_prefix(&points);
+        for (is_counter, is_rate) in [(true, true), (true, false), (false, false)] {
+            for range in [30_000i64, 61_000, 300_000] {
+                let mut windows = Vec::new();
+                for end in (0..1_000_000i64).step_by(13_000) {
+                    let start = end - range;
+                    let lo = points.partition_point(|p| p.t < start);
+                    let hi = points.partition_point(|p| p.t <= end);
+                    if lo >= hi {
+                        continue;
+                    }
+                    let reset_count = if is_counter {
+                        resets[hi - 1] - resets[lo]
+                    } else {
+                        0
+                    };
+                    windows.push(RateWindow {
+                        step: windows.len(),
+                        points: &points[lo..hi],
+                        start,
+                        end,
+                        reset_count,
+                    });
+                }
+                let want: Vec<(usize, u64)> = windows
+                    .iter()
+                    .filter_map(|w| {
+                        let ctx = WindowCtx {
+                            ts: w.end,
+                            range_start: w.start,
+                            range_end: w.end,
+                            range,
+                            scalars: [0.0; 2],
+                        };
+                        extrapolated_rate(w.points, &ctx, is_counter, is_rate, w.reset_count)
+                            .map(|v| (w.step, v.to_bits()))
+                    })
+                    .collect();
+                for lanes in 1..=rate_lanes::LANES {
+                    let mut got = Vec::new();
+                    for group in windows.chunks(lanes) {
+                        rate_lanes::extrapolated_rates(group, range, is_counter, is_rate, &mut got);
+                    }
+                    let got: Vec<(usize, u64)> =
+                        got.iter().map(|&(step, v)| (step, v.to_bits())).collect();
+                    assert_eq!(
+                        got, want,
+                        "counter {is_counter} rate {is_rate} range {range}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
