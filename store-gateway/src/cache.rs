@@ -1,9 +1,10 @@
-//! Byte-bounded in-memory caches (moka, TinyLFU admission): the index cache holds decoded
-//! postings lists and raw series entries (`--index-cache-size`), the chunk cache holds
-//! [`SUBRANGE`]-sized aligned pieces of chunk segment files (`--chunk-pool-size`), Thanos's
-//! caching-bucket idea: one entry serves every chunk in it, so a query touching 480k chunks
-//! costs ~8k lookups and entries instead of 480k, and the per-entry overhead stays small next to
-//! the bytes. Every value is weighed by the bytes it holds, and cached bytes are always copies,
+//! Byte-bounded in-memory caches (moka, TinyLFU admission, foldhash): the index cache holds
+//! decoded postings lists and [`crate::block::INDEX_PIECE`]-sized aligned pieces of the index
+//! holding series entries (`--index-cache-size`), the chunk cache holds [`SUBRANGE`]-sized
+//! aligned pieces of chunk segment files (`--chunk-pool-size`), Thanos's caching-bucket idea:
+//! one entry serves every entry or chunk in it, so a query touching 120k series entries and
+//! 480k chunks costs ~10k lookups instead of 600k, and the per-entry overhead stays small next
+//! to the bytes. Every value is weighed by the bytes it holds, and cached bytes are always copies,
 //! never slices of a larger fetch buffer (a slice would pin the whole buffer and make the
 //! weight a lie).
 
