@@ -354,10 +354,16 @@ pub fn decode_ahead(chunks: &mut [thanos::AggrChunk], mode: ChunkReadMode) -> Op
             }
         };
         match chunk.raw.as_ref().filter(|raw| is_xor(raw)) {
-            // Raw XOR samples go straight from the decoder into the series' points.
-            Some(raw) if mode != ChunkReadMode::Count => {
+            // Raw XOR samples go straight from the decoder into the series' points (in count
+            // mode each one counts 1; a stale marker stays one, as `decode_chunk` does).
+            Some(raw) => {
+                let count = mode == ChunkReadMode::Count;
                 XorIterator::new(&raw.data)
-                    .and_then(|mut samples| samples.decode_each(&mut keep))
+                    .and_then(|mut samples| {
+                        samples.decode_each(|t, v| {
+                            keep(t, if count && !is_stale_nan(v) { 1.0 } else { v });
+                        })
+                    })
                     .ok()?;
             }
             _ => {

@@ -403,7 +403,7 @@ impl<'a> XorIterator<'a> {
     /// Go-style iteration (`Next()`/`At()`/`Err()`), the fastest way to decode: move to the
     /// next sample and return true, or return false at the end or on malformed data (then
     /// [`XorIterator::err`] says which).
-    #[inline]
+    #[inline(always)]
     pub fn advance(&mut self) -> bool {
         if self.read >= self.end {
             return false;
@@ -459,6 +459,7 @@ impl<'a> XorIterator<'a> {
     }
 
     /// Decode all remaining samples, handing each to `sink` (no intermediate buffer).
+    #[inline]
     pub fn decode_each(&mut self, mut sink: impl FnMut(i64, f64)) -> Result<()> {
         while self.advance() {
             let (t, v) = self.at();
