@@ -175,15 +175,23 @@ impl ChunkIterator {
         })
     }
 
+    /// The next sample of the decoded chunk that goes forward in time, if the chunk has one.
+    fn next_decoded(&mut self) -> Option<Point> {
+        while let Some(&(t, v)) = self.decoded.get(self.position) {
+            self.position += 1;
+            if self.last_t.is_some_and(|last| t <= last) {
+                continue;
+            }
+            self.last_t = Some(t);
+            return Some(Point { t, v });
+        }
+        None
+    }
+
     fn next_point(&mut self) -> Result<Option<Point>> {
         loop {
-            if let Some(&(t, v)) = self.decoded.get(self.position) {
-                self.position += 1;
-                if self.last_t.is_some_and(|last| t <= last) {
-                    continue;
-                }
-                self.last_t = Some(t);
-                return Ok(Some(Point { t, v }));
+            if let Some(point) = self.next_decoded() {
+                return Ok(Some(point));
             }
             let Some(chunk) = self.chunks.next() else {
                 return Ok(None);
@@ -243,16 +251,11 @@ impl SampleIterator for ChunkIterator {
         }
         out.push(first);
         loop {
-            while let Some(&(t, v)) = self.decoded.get(self.position) {
-                self.position += 1;
-                if self.last_t.is_some_and(|last| t <= last) {
-                    continue;
-                }
-                self.last_t = Some(t);
-                if t > maxt {
+            while let Some(point) = self.next_decoded() {
+                if point.t > maxt {
                     return Ok(());
                 }
-                out.push(Point { t, v });
+                out.push(point);
             }
             let Some(chunk) = self.chunks.next() else {
                 return Ok(());

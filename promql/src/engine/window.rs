@@ -497,9 +497,10 @@ fn apply(
         return Ok(None);
     };
     Ok(match func {
-        RangeFn::Rate => extrapolated_rate(w, ctx, true, true, reset_count),
-        RangeFn::Increase => extrapolated_rate(w, ctx, true, false, reset_count),
-        RangeFn::Delta => extrapolated_rate(w, ctx, false, false, 0),
+        // Computed in lanes by `rate_column`; one window here the same way.
+        RangeFn::Rate => one_rate(w, ctx, true, true, reset_count),
+        RangeFn::Increase => one_rate(w, ctx, true, false, reset_count),
+        RangeFn::Delta => one_rate(w, ctx, false, false, 0),
         RangeFn::Irate => instant_value(w, true),
         RangeFn::Idelta => instant_value(w, false),
         RangeFn::Deriv => {
@@ -588,56 +589,24 @@ pub(crate) fn kahan_sum_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     (t, c)
 }
 
-/// Prometheus 2.42's `extrapolatedRate` (zero-point clip before the threshold test).
-fn extrapolated_rate(
+/// `rate`, `increase` or `delta` of one window, through [`rate_lanes`].
+fn one_rate(
     w: &[Point],
     ctx: &WindowCtx,
     is_counter: bool,
     is_rate: bool,
     reset_count: u32,
 ) -> Option<f64> {
-    if w.len() < 2 {
-        return None;
-    }
-    let first = w.first()?;
-    let last = w.last()?;
-    let mut result = last.v - first.v;
-    if is_counter && reset_count > 0 {
-        let mut prev = first.v;
-        for p in w.iter().skip(1) {
-            if p.v < prev {
-                result += prev;
-            }
-            prev = p.v;
-        }
-    }
-    let mut duration_to_start = (first.t as f64 - ctx.range_start as f64) / 1000.0;
-    let duration_to_end = (ctx.range_end as f64 - last.t as f64) / 1000.0;
-    let sampled_interval = (last.t - first.t) as f64 / 1000.0;
-    let avg_between = sampled_interval / (w.len() - 1) as f64;
-    if is_counter && result > 0.0 && first.v >= 0.0 {
-        let duration_to_zero = sampled_interval * (first.v / result);
-        if duration_to_zero < duration_to_start {
-            duration_to_start = duration_to_zero;
-        }
-    }
-    let threshold = avg_between * 1.1;
-    let mut interval = sampled_interval;
-    interval += if duration_to_start < threshold {
-        duration_to_start
-    } else {
-        avg_between / 2.0
+    let mut out = Vec::with_capacity(1);
+    let window = RateWindow {
+        step: 0,
+        points: w,
+        start: ctx.range_start,
+        end: ctx.range_end,
+        reset_count,
     };
-    interval += if duration_to_end < threshold {
-        duration_to_end
-    } else {
-        avg_between / 2.0
-    };
-    let mut factor = interval / sampled_interval;
-    if is_rate {
-        factor /= ctx.range as f64 / 1000.0;
-    }
-    Some(result * factor)
+    rate_lanes::extrapolated_rates(&[window], ctx.range, is_counter, is_rate, &mut out);
+    out.first().map(|&(_, v)| v)
 }
 
 /// `irate` / `idelta`: the last two samples only.
@@ -730,6 +699,59 @@ fn holt_winters(w: &[Point], sf: f64, tf: f64) -> Result<Option<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Prometheus 2.42's `extrapolatedRate` (zero-point clip before the threshold test), one
+    /// window at a time as 2.42 writes it: the reference the lanes are checked against.
+    fn extrapolated_rate(
+        w: &[Point],
+        ctx: &WindowCtx,
+        is_counter: bool,
+        is_rate: bool,
+        reset_count: u32,
+    ) -> Option<f64> {
+        if w.len() < 2 {
+            return None;
+        }
+        let first = w.first()?;
+        let last = w.last()?;
+        let mut result = last.v - first.v;
+        if is_counter && reset_count > 0 {
+            let mut prev = first.v;
+            for p in w.iter().skip(1) {
+                if p.v < prev {
+                    result += prev;
+                }
+                prev = p.v;
+            }
+        }
+        let mut duration_to_start = (first.t as f64 - ctx.range_start as f64) / 1000.0;
+        let duration_to_end = (ctx.range_end as f64 - last.t as f64) / 1000.0;
+        let sampled_interval = (last.t - first.t) as f64 / 1000.0;
+        let avg_between = sampled_interval / (w.len() - 1) as f64;
+        if is_counter && result > 0.0 && first.v >= 0.0 {
+            let duration_to_zero = sampled_interval * (first.v / result);
+            if duration_to_zero < duration_to_start {
+                duration_to_start = duration_to_zero;
+            }
+        }
+        let threshold = avg_between * 1.1;
+        let mut interval = sampled_interval;
+        interval += if duration_to_start < threshold {
+            duration_to_start
+        } else {
+            avg_between / 2.0
+        };
+        interval += if duration_to_end < threshold {
+            duration_to_end
+        } else {
+            avg_between / 2.0
+        };
+        let mut factor = interval / sampled_interval;
+        if is_rate {
+            factor /= ctx.range as f64 / 1000.0;
+        }
+        Some(result * factor)
+    }
 
     fn pts(vals: &[(i64, f64)]) -> Vec<Point> {
         vals.iter().map(|&(t, v)| Point { t, v }).collect()
