@@ -314,13 +314,22 @@ impl ChunkIterator {
 /// series are decoded lazily, a chunk at a time, as the engine reads them.
 pub const DECODE_AHEAD_SAMPLES: usize = 16_384;
 
-/// The samples of `chunks` decoded now, exactly as [`series_iterator`] would yield them, when
-/// that is both cheap to hold and certain to be the same: at most [`DECODE_AHEAD_SAMPLES`]
-/// samples, one replica (no two chunks overlap), no counter aggregates, no decode error (the
-/// lazy path reports it when the engine reaches the chunk), and every sample inside its
-/// chunk's declared bounds (so skipping whole chunks on a seek skips nothing else). `None`
-/// otherwise. Sorts `chunks` as [`overlap_split`] does.
-pub fn decode_ahead(chunks: &mut [thanos::AggrChunk], mode: ChunkReadMode) -> Option<Vec<Point>> {
+/// The samples of `chunks` in `[mint, maxt]` decoded now, exactly as [`series_iterator`]
+/// would yield them there (the engine reads a series only within its select hints' range),
+/// when that is both cheap to hold and certain to be the same: at most
+/// [`DECODE_AHEAD_SAMPLES`] samples in chunks that reach into the range, one replica (no two
+/// chunks overlap), no counter aggregates, no decode error (the lazy path reports it when the
+/// engine reaches the chunk), and every sample inside its chunk's declared bounds (so skipping
+/// whole chunks on a seek skips nothing else). `None` otherwise. Sorts `chunks` as
+/// [`overlap_split`] does. Chunks wholly outside the range are not decoded; samples outside
+/// it are dropped, so the engine takes the buffer whole ([`DecodedSamples::read_range`]).
+pub fn decode_ahead(
+    chunks: &mut [thanos::AggrChunk],
+    mode: ChunkReadMode,
+    mint: i64,
+    maxt: i64,
+) -> Option<Vec<Point>> {
+    let in_range = |chunk: &thanos::AggrChunk| chunk.max_time >= mint && chunk.min_time <= maxt;
     let mut samples = 0usize;
     for chunk in chunks.iter() {
         let part = first_chunk(chunk)?;
@@ -330,7 +339,9 @@ pub fn decode_ahead(chunks: &mut [thanos::AggrChunk], mode: ChunkReadMode) -> Op
         let [high, low, ..] = part.data[..] else {
             return None;
         };
-        samples += usize::from(u16::from_be_bytes([high, low]));
+        if in_range(chunk) {
+            samples += usize::from(u16::from_be_bytes([high, low]));
+        }
     }
     if samples > DECODE_AHEAD_SAMPLES {
         return None;
@@ -345,8 +356,25 @@ pub fn decode_ahead(chunks: &mut [thanos::AggrChunk], mode: ChunkReadMode) -> Op
     let mut points = Vec::with_capacity(samples);
     let mut decoded = Vec::new();
     let mut last_t: Option<i64> = None;
-    for chunk in chunks.iter() {
+    for chunk in chunks.iter().filter(|chunk| in_range(chunk)) {
         let (min_time, max_time) = (chunk.min_time, chunk.max_time);
+        let from = points.len();
+        if let Some(raw) = chunk.raw.as_ref().filter(|raw| is_xor(raw)) {
+            if decode_run(&raw.data, mode == ChunkReadMode::Count, last_t, &mut points)? {
+                // In order: the chunk's bounds hold when its first and last samples are inside.
+                let fresh = points.get(from..).unwrap_or(&[]);
+                if let (Some(first), Some(last)) = (fresh.first(), fresh.last()) {
+                    if first.t < min_time || last.t > max_time {
+                        return None;
+                    }
+                    last_t = Some(last.t);
+                }
+                trim_to_range(&mut points, from, mint, maxt);
+                continue;
+            }
+            // Out of order: sample by sample below, as the lazy iterator filters them.
+            points.truncate(from);
+        }
         let mut in_bounds = true;
         let mut keep = |t: i64, v: f64| {
             if t < min_time || t > max_time {
@@ -380,8 +408,59 @@ pub fn decode_ahead(chunks: &mut [thanos::AggrChunk], mode: ChunkReadMode) -> Op
         if !in_bounds {
             return None;
         }
+        trim_to_range(&mut points, from, mint, maxt);
     }
     Some(points)
+}
+
+/// Drops the samples of `points[from..]` (one chunk's, in time order) outside `[mint, maxt]`:
+/// only the chunks at the range's edges have any.
+fn trim_to_range(points: &mut Vec<Point>, from: usize, mint: i64, maxt: i64) {
+    let fresh = points.get(from..).unwrap_or(&[]);
+    let (Some(first), Some(last)) = (fresh.first().map(|p| p.t), fresh.last().map(|p| p.t)) else {
+        return;
+    };
+    if last > maxt {
+        let keep = fresh.partition_point(|p| p.t <= maxt);
+        points.truncate(from + keep);
+    }
+    if first < mint {
+        let fresh = points.get(from..).unwrap_or(&[]);
+        let before = fresh.partition_point(|p| p.t < mint);
+        points.drain(from..from + before);
+    }
+}
+
+/// Decodes the raw XOR chunk `data` onto `points` (in count mode each sample reads 1, a stale
+/// marker stays one). `Some(true)` when every sample came after the one before it and after
+/// `last_t`; `Some(false)` when not (the caller redoes the chunk sample by sample); `None` on a
+/// decode error. The loop only pushes and compares: no bounds or filtering per sample.
+#[inline]
+fn decode_run(
+    data: &[u8],
+    count: bool,
+    last_t: Option<i64>,
+    points: &mut Vec<Point>,
+) -> Option<bool> {
+    let mut samples = XorIterator::new(data).ok()?;
+    let mut prev = last_t.unwrap_or(i64::MIN);
+    let mut ordered = true;
+    let decoded = if count {
+        samples.decode_each(|t, v| {
+            ordered &= t > prev;
+            prev = t;
+            let v = if is_stale_nan(v) { v } else { 1.0 };
+            points.push(Point { t, v });
+        })
+    } else {
+        samples.decode_each(|t, v| {
+            ordered &= t > prev;
+            prev = t;
+            points.push(Point { t, v });
+        })
+    };
+    decoded.ok()?;
+    Some(ordered)
 }
 
 /// Samples decoded ahead ([`decode_ahead`]), read as [`ChunkIterator`] reads them.
@@ -415,13 +494,24 @@ impl SampleIterator for DecodedSamples {
         self.next_sample()
     }
 
-    /// As [`ChunkIterator`]'s: the first sample after `maxt`, if any, is consumed.
+    /// As [`ChunkIterator`]'s: the first sample after `maxt`, if any, is consumed. When `out`
+    /// is empty and the range holds every sample, the samples are handed over without a copy.
     fn read_range(
         &mut self,
         mint: i64,
         maxt: i64,
         out: &mut Vec<Point>,
     ) -> strata_promql::Result<()> {
+        if out.is_empty()
+            && self.position == 0
+            && self.points.first().is_some_and(|p| p.t >= mint)
+            && self.points.last().is_some_and(|p| p.t <= maxt)
+        {
+            std::mem::swap(out, &mut self.points);
+            // `points` now holds the caller's old (empty) buffer: the iterator is at its end.
+            self.points.clear();
+            return Ok(());
+        }
         let Some(first) = self.seek(mint)? else {
             return Ok(());
         };

@@ -8,6 +8,11 @@ use strata_common::flags::args_without_subcommand;
 use strata_common::shutdown::run_service;
 use strata_querier::{Config, SUBCOMMAND, run};
 
+/// mimalloc instead of glibc's malloc: per-thread free lists without arena locks or
+/// consolidation passes (glibc spent ~9% of a range query's CPU in malloc/free).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = args_without_subcommand(SUBCOMMAND);

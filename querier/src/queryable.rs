@@ -281,6 +281,9 @@ pub struct EngineSeries {
 struct Prepare {
     mode: ChunkReadMode,
     func: DedupFunc,
+    /// The select hints' range: the only samples the engine reads.
+    mint: i64,
+    maxt: i64,
 }
 
 impl Prepare {
@@ -290,7 +293,7 @@ impl Prepare {
     fn series(self, mut series: MergedSeries) -> EngineSeries {
         let labels = convert_labels(&series.labels);
         let samples: Box<dyn SampleIterator + Send> =
-            match decode_ahead(&mut series.chunks, self.mode) {
+            match decode_ahead(&mut series.chunks, self.mode, self.mint, self.maxt) {
                 Some(points) => Box::new(DecodedSamples::new(points)),
                 None => series_iterator(
                     series.labels.to_string(),
@@ -427,6 +430,8 @@ impl Querier for ProxyQuerier<'_> {
         let prepare = Prepare {
             mode,
             func: self.queryable.options.dedup_func,
+            mint: hints.start,
+            maxt: hints.end,
         };
         let fan_out = self
             .queryable
@@ -452,6 +457,8 @@ impl Querier for ProxyQuerier<'_> {
         let prepare = Prepare {
             mode,
             func: self.queryable.options.dedup_func,
+            mint: hints.start,
+            maxt: hints.end,
         };
         let (sender, receiver) = mpsc::channel(PREFETCH_BUFFER);
         let slot = Arc::new(Mutex::new(Slot::Queued(Box::new(query), sender, prepare)));

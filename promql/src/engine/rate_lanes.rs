@@ -64,9 +64,10 @@ pub(super) fn extrapolated_rates(
         valid[lane] = true;
         result[lane] = delta;
         first_v[lane] = first.v;
-        to_start[lane] = (first.t as f64 - window.start as f64) / 1000.0;
-        to_end[lane] = (window.end as f64 - last.t as f64) / 1000.0;
-        sampled[lane] = (last.t - first.t) as f64 / 1000.0;
+        // 2.42 subtracts the integer timestamps, then converts.
+        to_start[lane] = first.t.wrapping_sub(window.start) as f64 / 1000.0;
+        to_end[lane] = window.end.wrapping_sub(last.t) as f64 / 1000.0;
+        sampled[lane] = last.t.wrapping_sub(first.t) as f64 / 1000.0;
         intervals[lane] = (window.points.len() - 1) as f64;
     }
     let mut average = [0.0f64; LANES];

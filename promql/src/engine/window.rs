@@ -365,11 +365,6 @@ fn compute_column(
         return Ok(rate_column(job, points, is_counter, is_rate));
     }
     let mut column: Vec<(usize, f64)> = Vec::new();
-    let resets = if matches!(job.func, RangeFn::Rate | RangeFn::Increase) {
-        reset_prefix(points)
-    } else {
-        Vec::new()
-    };
     let scalar = |k: usize, i: usize| {
         job.scalar_args
             .get(k)
@@ -387,11 +382,8 @@ fn compute_column(
             range: job.range,
             scalars: [scalar(0, i), scalar(1, i)],
         };
-        let reset_count = match (resets.get(lo), resets.get(hi.saturating_sub(1))) {
-            (Some(a), Some(b)) => b - a,
-            _ => 1,
-        };
-        if let Some(v) = apply(job.func, kind, window, &ctx, reset_count)? {
+        // Rate-like functions went through `rate_column`; 1 makes `apply` look for resets.
+        if let Some(v) = apply(job.func, kind, window, &ctx, 1)? {
             column.push((i, v));
         }
     }
@@ -405,19 +397,24 @@ fn rate_column(
     is_counter: bool,
     is_rate: bool,
 ) -> Vec<(usize, f64)> {
-    let resets = if is_counter {
-        reset_prefix(points)
-    } else {
-        Vec::new()
-    };
     let mut column = Vec::new();
     let mut lanes: Vec<RateWindow<'_>> = Vec::with_capacity(rate_lanes::LANES);
+    // Counter resets, found as the windows slide: samples `1..compared` were compared with the
+    // one before, and `last_reset` is the latest that dropped (0: none). A window `lo..hi` has
+    // a reset inside when that latest one at or before `hi - 1` comes after `lo`; the lanes
+    // then walk the window to add them up.
+    let (mut compared, mut last_reset) = (1usize, 0usize);
     for (step, end, lo, hi) in window_bounds(job, points) {
         let reset_count = if is_counter {
-            match (resets.get(lo), resets.get(hi.saturating_sub(1))) {
-                (Some(a), Some(b)) => b - a,
-                _ => 1,
+            while compared < hi {
+                if let (Some(prev), Some(p)) = (points.get(compared - 1), points.get(compared))
+                    && p.v < prev.v
+                {
+                    last_reset = compared;
+                }
+                compared += 1;
             }
+            u32::from(last_reset > lo)
         } else {
             0
         };
@@ -468,6 +465,7 @@ fn window_bounds<'a>(
 }
 
 /// Running count of counter resets: `out[i]` = resets among samples `0..=i`.
+#[cfg(test)]
 fn reset_prefix(points: &[Point]) -> Vec<u32> {
     let mut out = Vec::with_capacity(points.len());
     let mut count = 0u32;
@@ -724,9 +722,9 @@ mod tests {
                 prev = p.v;
             }
         }
-        let mut duration_to_start = (first.t as f64 - ctx.range_start as f64) / 1000.0;
-        let duration_to_end = (ctx.range_end as f64 - last.t as f64) / 1000.0;
-        let sampled_interval = (last.t - first.t) as f64 / 1000.0;
+        let mut duration_to_start = first.t.wrapping_sub(ctx.range_start) as f64 / 1000.0;
+        let duration_to_end = ctx.range_end.wrapping_sub(last.t) as f64 / 1000.0;
+        let sampled_interval = last.t.wrapping_sub(first.t) as f64 / 1000.0;
         let avg_between = sampled_interval / (w.len() - 1) as f64;
         if is_counter && result > 0.0 && first.v >= 0.0 {
             let duration_to_zero = sampled_interval * (first.v / result);
@@ -843,6 +841,33 @@ mod tests {
                             .map(|v| (w.step, v.to_bits()))
                     })
                     .collect();
+                // The whole column as queries compute it: windows ending every 13 s, resets
+                // found as the windows slide.
+                let ends: Vec<i64> = (0..1_000_000i64).step_by(13_000).collect();
+                let job = ColumnJob {
+                    func: RangeFn::Rate,
+                    rng: StepRange {
+                        start: 0,
+                        end: 1_000_000,
+                        step: 13_000,
+                    },
+                    ref_times: &ends,
+                    range,
+                    scalar_args: &[],
+                    threads: 1,
+                };
+                let column: Vec<(usize, u64)> = rate_column(&job, &points, is_counter, is_rate)
+                    .iter()
+                    .map(|&(step, v)| (step, v.to_bits()))
+                    .collect();
+                let want_by_end: Vec<(usize, u64)> = want
+                    .iter()
+                    .map(|&(i, v)| (ends.binary_search(&windows[i].end).unwrap_or(usize::MAX), v))
+                    .collect();
+                assert_eq!(
+                    column, want_by_end,
+                    "column: counter {is_counter} range {range}"
+                );
                 for lanes in 1..=rate_lanes::LANES {
                     let mut got = Vec::new();
                     for group in windows.chunks(lanes) {

@@ -402,20 +402,85 @@ fn decoded_ahead_reads_like_the_lazy_iterator() {
     ] {
         for operation in operations {
             let mut chunks = plain();
-            let points = decode_ahead(&mut chunks, mode).expect("decoded ahead");
+            let points =
+                decode_ahead(&mut chunks, mode, i64::MIN, i64::MAX).expect("decoded ahead");
             let mut ahead = DecodedSamples::new(points);
             let mut lazy = series_iterator("s".into(), plain(), mode, DedupFunc::default());
             assert_eq!(operation(&mut ahead), operation(lazy.as_mut()), "{mode:?}");
         }
     }
+    // A chunk whose timestamps repeat or go back: decoded ahead sample by sample, each one
+    // not after the one before dropped as the lazy iterator drops it.
+    let unordered = || {
+        let mut chunks = plain();
+        chunks.push(xor_chunk(&[
+            (310_000, 1.0),
+            (325_000, 2.0),
+            (325_000, 3.0),
+            (320_000, 4.0),
+            (340_000, 5.0),
+        ]));
+        chunks
+    };
+    for operation in operations {
+        let mut chunks = unordered();
+        let points = decode_ahead(&mut chunks, ChunkReadMode::Average, i64::MIN, i64::MAX)
+            .expect("decoded ahead");
+        assert_eq!(points.len(), 24);
+        let mut ahead = DecodedSamples::new(points);
+        let mut lazy = series_iterator(
+            "s".into(),
+            unordered(),
+            ChunkReadMode::Average,
+            DedupFunc::default(),
+        );
+        assert_eq!(operation(&mut ahead), operation(lazy.as_mut()));
+    }
+    // Decoded for a select range: only the samples in it are kept (the engine reads no
+    // others), and chunks wholly outside it are not even decoded.
+    for (mint, maxt) in [
+        (20_000, 200_000),
+        (60_000, 165_000),
+        (0, 300_000),
+        (301_000, 400_000),
+    ] {
+        let mut chunks = plain();
+        chunks.push(thanos::AggrChunk {
+            min_time: 500_000,
+            max_time: 600_000,
+            raw: Some(thanos::Chunk {
+                r#type: thanos::chunk::Encoding::Xor as i32,
+                hash: 0,
+                data: vec![0, 9, 0xff].into(),
+            }),
+            ..Default::default()
+        });
+        let points =
+            decode_ahead(&mut chunks, ChunkReadMode::Average, mint, maxt).expect("decoded ahead");
+        assert!(points.iter().all(|p| (mint..=maxt).contains(&p.t)));
+        let mut taken = Vec::new();
+        DecodedSamples::new(points)
+            .read_range(mint, maxt, &mut taken)
+            .expect("read");
+        let mut want = Vec::new();
+        series_iterator(
+            "s".into(),
+            plain(),
+            ChunkReadMode::Average,
+            DedupFunc::default(),
+        )
+        .read_range(mint, maxt, &mut want)
+        .expect("read");
+        assert_eq!(taken, want, "[{mint}, {maxt}]");
+    }
     // Overlapping chunks: two replicas, merged by the dedup algorithm.
     let mut overlapping = plain();
     overlapping.push(xor_chunk(&samples(5_000, 65_000, 15_000, |t| t as f64)));
-    assert!(decode_ahead(&mut overlapping, ChunkReadMode::Average).is_none());
+    assert!(decode_ahead(&mut overlapping, ChunkReadMode::Average, i64::MIN, i64::MAX).is_none());
     // A chunk whose samples run past its declared end.
     let mut lying = plain();
     lying[1].max_time = 30_000;
-    assert!(decode_ahead(&mut lying, ChunkReadMode::Average).is_none());
+    assert!(decode_ahead(&mut lying, ChunkReadMode::Average, i64::MIN, i64::MAX).is_none());
     // Longer than the decode-ahead budget.
     let mut long: Vec<_> = (0..200)
         .map(|i| {
@@ -427,11 +492,11 @@ fn decoded_ahead_reads_like_the_lazy_iterator() {
             ))
         })
         .collect();
-    assert!(decode_ahead(&mut long, ChunkReadMode::Average).is_none());
+    assert!(decode_ahead(&mut long, ChunkReadMode::Average, i64::MIN, i64::MAX).is_none());
     // Counter aggregates of downsampled chunks take the counter-resetting reader.
     let mut aggregated = plain();
     if let Some(chunk) = aggregated.first_mut() {
         chunk.counter = chunk.raw.take();
     }
-    assert!(decode_ahead(&mut aggregated, ChunkReadMode::Counter).is_none());
+    assert!(decode_ahead(&mut aggregated, ChunkReadMode::Counter, i64::MIN, i64::MAX).is_none());
 }

@@ -39,6 +39,11 @@ use crate::metrics::DataTypeLabels;
 
 /// Merged series whose chunks are read and sent together.
 const SEND_BATCH: usize = 256;
+/// The first batch of a call: batches double from here to [`SEND_BATCH`], so the first frame
+/// leaves after a few dozen series instead of a full batch (the querier starts decoding and
+/// evaluating sooner; measured: the first ~0.1 s of a 10k-series range query had the querier
+/// idle waiting for the first 256).
+const FIRST_SEND_BATCH: usize = 32;
 /// Chunk batches read ahead of the one being sent.
 const FETCH_AHEAD: usize = 2;
 /// Index reads in flight per call, over all its blocks.
@@ -240,13 +245,16 @@ impl BucketStore {
         let mut in_flight = FuturesOrdered::new();
         let mut merge_done = false;
         let mut first_batch = true;
+        let mut send_batch = FIRST_SEND_BATCH;
         let mut sent_series = 0usize;
         let mut warned: BTreeSet<usize> = BTreeSet::new();
         loop {
             // Keep FETCH_AHEAD batches being read while the oldest one is sent.
             while !merge_done && in_flight.len() < FETCH_AHEAD {
-                let mut batch = Vec::with_capacity(SEND_BATCH);
-                while batch.len() < SEND_BATCH && remaining > 0 {
+                let target = send_batch;
+                send_batch = (send_batch * 2).min(SEND_BATCH);
+                let mut batch = Vec::with_capacity(target);
+                while batch.len() < target && remaining > 0 {
                     match merge.next().await {
                         Some(MergeItem::Series(series)) => {
                             limits.add_series(&self.context.metrics)?;
@@ -279,7 +287,7 @@ impl BucketStore {
                         None => break,
                     }
                 }
-                if batch.len() < SEND_BATCH || remaining == 0 {
+                if batch.len() < target || remaining == 0 {
                     merge_done = true;
                 }
                 if first_batch {
