@@ -76,9 +76,8 @@ pub(super) fn extrapolated_rates(
     // which the divisions would return exactly: three divisions per window saved, decided
     // once for all lanes so the divisions are not computed anyway.
     let whole = |ms: i64| ms % 1000 == 0 && ms.unsigned_abs() < 1 << 53;
-    let all_whole = (0..LANES).all(|lane| {
-        whole(start_ms[lane]) && whole(end_ms[lane]) && whole(sampled_ms[lane])
-    });
+    let all_whole = (0..LANES)
+        .all(|lane| whole(start_ms[lane]) && whole(end_ms[lane]) && whole(sampled_ms[lane]));
     let mut to_start = [0.0f64; LANES];
     let mut to_end = [0.0f64; LANES];
     let mut sampled = [0.0f64; LANES];
