@@ -23,8 +23,9 @@ pub(super) struct RateWindow<'p> {
     /// The window's bounds (range start and end) in ms.
     pub start: i64,
     pub end: i64,
-    /// Counter resets among `points`.
-    pub reset_count: u32,
+    /// Whether a counter reset may lie among `points` (then the window is walked to add the
+    /// resets up; false skips the walk).
+    pub has_reset: bool,
 }
 
 /// Appends `(step, value)` for every window of `windows` (at most [`LANES`]) with at least two
@@ -54,7 +55,7 @@ pub(super) fn extrapolated_rates(
             continue;
         }
         let mut delta = last.v - first.v;
-        if is_counter && window.reset_count > 0 {
+        if is_counter && window.has_reset {
             let mut prev = first.v;
             for p in window.points.iter().skip(1) {
                 if p.v < prev {

@@ -382,8 +382,7 @@ fn compute_column(
             range: job.range,
             scalars: [scalar(0, i), scalar(1, i)],
         };
-        // Rate-like functions went through `rate_column`; 1 makes `apply` look for resets.
-        if let Some(v) = apply(job.func, kind, window, &ctx, 1)? {
+        if let Some(v) = apply(job.func, kind, window, &ctx)? {
             column.push((i, v));
         }
     }
@@ -405,7 +404,7 @@ fn rate_column(
     // then walk the window to add them up.
     let (mut compared, mut last_reset) = (1usize, 0usize);
     for (step, end, lo, hi) in window_bounds(job, points) {
-        let reset_count = if is_counter {
+        let has_reset = is_counter && {
             while compared < hi {
                 if let (Some(prev), Some(p)) = (points.get(compared - 1), points.get(compared))
                     && p.v < prev.v
@@ -414,16 +413,14 @@ fn rate_column(
                 }
                 compared += 1;
             }
-            u32::from(last_reset > lo)
-        } else {
-            0
+            last_reset > lo
         };
         lanes.push(RateWindow {
             step,
             points: points.get(lo..hi).unwrap_or(&[]),
             start: end.saturating_sub(job.range),
             end,
-            reset_count,
+            has_reset,
         });
         if lanes.len() == rate_lanes::LANES {
             rate_lanes::extrapolated_rates(&lanes, job.range, is_counter, is_rate, &mut column);
@@ -464,30 +461,8 @@ fn window_bounds<'a>(
         })
 }
 
-/// Running count of counter resets: `out[i]` = resets among samples `0..=i`.
-#[cfg(test)]
-fn reset_prefix(points: &[Point]) -> Vec<u32> {
-    let mut out = Vec::with_capacity(points.len());
-    let mut count = 0u32;
-    let mut prev: Option<f64> = None;
-    for p in points {
-        if prev.is_some_and(|pv| p.v < pv) {
-            count += 1;
-        }
-        out.push(count);
-        prev = Some(p.v);
-    }
-    out
-}
-
 /// Computes one function over one non-empty window of samples whose values are `kind`.
-fn apply(
-    func: RangeFn,
-    kind: ValueKind,
-    w: &[Point],
-    ctx: &WindowCtx,
-    reset_count: u32,
-) -> Result<Option<f64>> {
+fn apply(func: RangeFn, kind: ValueKind, w: &[Point], ctx: &WindowCtx) -> Result<Option<f64>> {
     let Some(first) = w.first() else {
         return Ok(None);
     };
@@ -495,10 +470,10 @@ fn apply(
         return Ok(None);
     };
     Ok(match func {
-        // Computed in lanes by `rate_column`; one window here the same way.
-        RangeFn::Rate => one_rate(w, ctx, true, true, reset_count),
-        RangeFn::Increase => one_rate(w, ctx, true, false, reset_count),
-        RangeFn::Delta => one_rate(w, ctx, false, false, 0),
+        // Computed in lanes by `rate_column`; one window here the same way, walked for resets.
+        RangeFn::Rate => one_rate(w, ctx, true, true, true),
+        RangeFn::Increase => one_rate(w, ctx, true, false, true),
+        RangeFn::Delta => one_rate(w, ctx, false, false, false),
         RangeFn::Irate => instant_value(w, true),
         RangeFn::Idelta => instant_value(w, false),
         RangeFn::Deriv => {
@@ -593,7 +568,7 @@ fn one_rate(
     ctx: &WindowCtx,
     is_counter: bool,
     is_rate: bool,
-    reset_count: u32,
+    has_reset: bool,
 ) -> Option<f64> {
     let mut out = Vec::with_capacity(1);
     let window = RateWindow {
@@ -601,7 +576,7 @@ fn one_rate(
         points: w,
         start: ctx.range_start,
         end: ctx.range_end,
-        reset_count,
+        has_reset,
     };
     rate_lanes::extrapolated_rates(&[window], ctx.range, is_counter, is_rate, &mut out);
     out.first().map(|&(_, v)| v)
@@ -705,7 +680,7 @@ mod tests {
         ctx: &WindowCtx,
         is_counter: bool,
         is_rate: bool,
-        reset_count: u32,
+        has_reset: bool,
     ) -> Option<f64> {
         if w.len() < 2 {
             return None;
@@ -713,7 +688,7 @@ mod tests {
         let first = w.first()?;
         let last = w.last()?;
         let mut result = last.v - first.v;
-        if is_counter && reset_count > 0 {
+        if is_counter && has_reset {
             let mut prev = first.v;
             for p in w.iter().skip(1) {
                 if p.v < prev {
@@ -751,6 +726,21 @@ mod tests {
         Some(result * factor)
     }
 
+    /// Running count of counter resets: `out[i]` = resets among samples `0..=i`.
+    fn reset_prefix(points: &[Point]) -> Vec<u32> {
+        let mut out = Vec::with_capacity(points.len());
+        let mut count = 0u32;
+        let mut prev: Option<f64> = None;
+        for p in points {
+            if prev.is_some_and(|pv| p.v < pv) {
+                count += 1;
+            }
+            out.push(count);
+            prev = Some(p.v);
+        }
+        out
+    }
+
     fn pts(vals: &[(i64, f64)]) -> Vec<Point> {
         vals.iter().map(|&(t, v)| Point { t, v }).collect()
     }
@@ -772,8 +762,8 @@ mod tests {
             range: 60_000,
             scalars: [0.0; 2],
         };
-        let rate = extrapolated_rate(&w, &ctx, true, true, 0).unwrap_or(f64::NAN);
-        let increase = extrapolated_rate(&w, &ctx, true, false, 0).unwrap_or(f64::NAN);
+        let rate = extrapolated_rate(&w, &ctx, true, true, false).unwrap_or(f64::NAN);
+        let increase = extrapolated_rate(&w, &ctx, true, false, false).unwrap_or(f64::NAN);
         assert!((rate - 1.65).abs() < 1e-9, "{rate}");
         assert!((increase - 99.0).abs() < 1e-9, "{increase}");
     }
@@ -814,17 +804,13 @@ mod tests {
                     if lo >= hi {
                         continue;
                     }
-                    let reset_count = if is_counter {
-                        resets[hi - 1] - resets[lo]
-                    } else {
-                        0
-                    };
+                    let has_reset = is_counter && resets[hi - 1] > resets[lo];
                     windows.push(RateWindow {
                         step: windows.len(),
                         points: &points[lo..hi],
                         start,
                         end,
-                        reset_count,
+                        has_reset,
                     });
                 }
                 let want: Vec<(usize, u64)> = windows
@@ -837,7 +823,7 @@ mod tests {
                             range,
                             scalars: [0.0; 2],
                         };
-                        extrapolated_rate(w.points, &ctx, is_counter, is_rate, w.reset_count)
+                        extrapolated_rate(w.points, &ctx, is_counter, is_rate, w.has_reset)
                             .map(|v| (w.step, v.to_bits()))
                     })
                     .collect();
