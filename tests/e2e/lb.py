@@ -105,9 +105,18 @@ async def main():
     listen_port, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     backends = Backends(host, port)
     checker = asyncio.create_task(backends.check_forever())
-    server = await asyncio.start_server(
-        lambda r, w: handle(backends, r, w), "0.0.0.0", listen_port
-    )
+    # Python 3.11's start_server keeps no reference to the task it makes of the callback, and
+    # asyncio holds tasks weakly: a connection's task waiting on its sockets could be garbage
+    # collected mid-request ("Task was destroyed but it is pending!"), dropping the client's
+    # query. Every connection's task is held here until it ends.
+    tasks = set()
+
+    def on_connect(reader, writer):
+        task = asyncio.ensure_future(handle(backends, reader, writer))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    server = await asyncio.start_server(on_connect, "0.0.0.0", listen_port)
     print(f"listening on :{listen_port} for {host}:{port}", flush=True)
     async with server:
         await asyncio.gather(server.serve_forever(), checker)
