@@ -21,6 +21,7 @@ pub mod error;
 pub mod metrics;
 pub mod proxy;
 pub mod queryable;
+pub mod series_channel;
 pub mod store_server;
 pub mod ui;
 

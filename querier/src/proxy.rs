@@ -23,15 +23,15 @@ use strata_common::storeapi::SeriesItem;
 use strata_common::storeapi::external::sort_by_labels;
 use strata_proto::thanos;
 use strata_tsdb::labels::{Label, Labels, Matcher};
-use tokio::sync::mpsc;
 
 use crate::dedup::dedup_chunks;
 use crate::endpoints::{Endpoint, EndpointInfo, EndpointSet, SelectedStore};
 use crate::error::{Error, Result};
 use crate::metrics::ClientCall;
+use crate::series_channel::{self, SeriesReceiver, SeriesSender};
 
-/// Series buffered per store between its reader task and the merge.
-const PER_STORE_BUFFER: usize = 16;
+/// Series buffered per store between its reader task and the merge (one batch).
+const PER_STORE_BUFFER: usize = series_channel::BATCH;
 /// Merged series buffered between the merge and the consumer (the PromQL engine).
 const MERGED_BUFFER: usize = 64;
 
@@ -154,9 +154,9 @@ impl Proxy {
         &self,
         query: SeriesQuery,
         warnings: Warnings,
-    ) -> Result<mpsc::Receiver<Result<MergedSeries>>> {
+    ) -> Result<SeriesReceiver<MergedSeries>> {
         let fan_out = self.fan_out(query, warnings)?;
-        let (sender, receiver) = mpsc::channel(MERGED_BUFFER);
+        let (sender, receiver) = series_channel::channel(MERGED_BUFFER);
         tokio::spawn(fan_out.run(sender));
         Ok(receiver)
     }
@@ -219,9 +219,10 @@ impl Proxy {
                 tracing::debug!(store = %address, error = %err, "store failed; partial response");
                 warnings.push(err.to_string());
             } else {
-                let _ = emitter.sender.send(Err(err)).await;
+                let _ = emitter.sender.send_err(err).await;
             }
         }
+        let _ = emitter.sender.flush().await;
     }
 
     async fn read_store_inner<T>(
@@ -288,12 +289,12 @@ impl Proxy {
                 }
                 .map_err(|err| store_failure(address, err.error_code(), store_error_text(&err)))
             };
-            // Stop waiting for a slow store as soon as nobody wants the answer any more.
-            let item = tokio::select! {
-                biased;
-                () = emitter.sender.closed() => return Ok(()),
-                item = next => item?,
+            // Stop waiting for a slow store as soon as nobody wants the answer any more; what
+            // is batched goes to the reader before this waits for the store.
+            let Some(item) = emitter.sender.wait_for(next).await else {
+                return Ok(());
             };
+            let item = item?;
             let Some(item) = item else { break };
             call.received();
             match item {
@@ -521,7 +522,7 @@ pub struct FanOut {
 impl FanOut {
     /// Reads the stores into `output` in label order; returns when everything is sent or the
     /// reader went away.
-    pub async fn run(self, output: mpsc::Sender<Result<MergedSeries>>) {
+    pub async fn run(self, output: SeriesSender<MergedSeries>) {
         self.run_into(output, Box::new(|series| series)).await;
     }
 
@@ -529,7 +530,7 @@ impl FanOut {
     /// this task, off the reader's thread). A single store is read in this task straight into
     /// `output` (joining equal label sets as the merge would); several are read each by its
     /// own task into the merge run here.
-    pub async fn run_into<T>(self, output: mpsc::Sender<Result<T>>, convert: Convert<T>) {
+    pub async fn run_into<T>(self, output: SeriesSender<T>, convert: Convert<T>) {
         let FanOut {
             proxy,
             mut stores,
@@ -545,7 +546,7 @@ impl FanOut {
         }
         let mut inputs = Vec::with_capacity(stores.len());
         for store in stores {
-            let (sender, receiver) = mpsc::channel(PER_STORE_BUFFER);
+            let (sender, receiver) = series_channel::channel(PER_STORE_BUFFER);
             inputs.push(receiver);
             let proxy = proxy.clone();
             let query = Arc::clone(&query);
@@ -566,14 +567,14 @@ pub type Convert<T> = Box<dyn Fn(MergedSeries) -> T + Send + Sync>;
 /// merge behind it, joined with the series after it when their labels are equal and their
 /// chunks deduplicated, as the merge does.
 struct Emitter<T> {
-    sender: mpsc::Sender<Result<T>>,
+    sender: SeriesSender<T>,
     join: bool,
     pending: Option<MergedSeries>,
     convert: Convert<T>,
 }
 
 impl<T> Emitter<T> {
-    fn new(sender: mpsc::Sender<Result<T>>, join: bool, convert: Convert<T>) -> Self {
+    fn new(sender: SeriesSender<T>, join: bool, convert: Convert<T>) -> Self {
         Emitter {
             sender,
             join,
@@ -585,7 +586,8 @@ impl<T> Emitter<T> {
     /// Passes `series` on; false when the reader went away.
     async fn push(&mut self, series: MergedSeries) -> bool {
         if !self.join {
-            return self.sender.send(Ok((self.convert)(series))).await.is_ok();
+            let series = (self.convert)(series);
+            return self.sender.send(series).await;
         }
         if let Some(pending) = &mut self.pending
             && pending.labels == series.labels
@@ -607,23 +609,24 @@ impl<T> Emitter<T> {
         }
     }
 
-    async fn send_joined(&self, mut series: MergedSeries) -> bool {
+    async fn send_joined(&mut self, mut series: MergedSeries) -> bool {
         dedup_chunks(&mut series.chunks);
-        self.sender.send(Ok((self.convert)(series))).await.is_ok()
+        let series = (self.convert)(series);
+        self.sender.send(series).await
     }
 }
 
+/// The merge's output is flushed whenever an input it needs has nothing ready, so the reader
+/// never waits on a half-full batch while a store is slow.
 async fn merge<T>(
-    mut inputs: Vec<mpsc::Receiver<Result<MergedSeries>>>,
-    output: mpsc::Sender<Result<T>>,
+    mut inputs: Vec<SeriesReceiver<MergedSeries>>,
+    mut output: SeriesSender<T>,
     convert: Convert<T>,
 ) {
     let mut heads: Vec<Head> = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.iter_mut().enumerate() {
-        let next = tokio::select! {
-            biased;
-            () = output.closed() => return,
-            next = input.recv() => next,
+        let Some(next) = output.wait_for(input.recv()).await else {
+            return;
         };
         match next {
             Some(Ok(series)) => heads.push(Head {
@@ -631,7 +634,7 @@ async fn merge<T>(
                 input: index,
             }),
             Some(Err(err)) => {
-                let _ = output.send(Err(err)).await;
+                let _ = output.send_err(err).await;
                 return;
             }
             None => {}
@@ -641,6 +644,7 @@ async fn merge<T>(
     // heap and keeps the code obvious.
     loop {
         let Some(min_labels) = heads.iter().map(|head| &head.series.labels).min().cloned() else {
+            let _ = output.flush().await;
             return;
         };
         let mut chunks = Vec::new();
@@ -655,10 +659,8 @@ async fn merge<T>(
             chunks.append(&mut heads[index].series.chunks);
             let mut replaced = false;
             loop {
-                let next = tokio::select! {
-                    biased;
-                    () = output.closed() => return,
-                    next = inputs[input].recv() => next,
+                let Some(next) = output.wait_for(inputs[input].recv()).await else {
+                    return;
                 };
                 let Some(next) = next else { break };
                 match next {
@@ -671,7 +673,7 @@ async fn merge<T>(
                         break;
                     }
                     Err(err) => {
-                        let _ = output.send(Err(err)).await;
+                        let _ = output.send_err(err).await;
                         return;
                     }
                 }
@@ -687,7 +689,7 @@ async fn merge<T>(
             labels: min_labels,
             chunks,
         };
-        if output.send(Ok(convert(merged))).await.is_err() {
+        if !output.send(convert(merged)).await {
             return;
         }
     }

@@ -49,6 +49,7 @@ use crate::dedup::{
 };
 use crate::error::{Error, Result};
 use crate::proxy::{Convert, MergedSeries, Proxy, SeriesQuery, Warnings};
+use crate::series_channel::{self, SeriesReceiver, SeriesSender};
 
 /// Functions that need at least two samples per window; their downsampled resolution is
 /// capped at half the range.
@@ -131,11 +132,7 @@ fn select_key(hints: &SelectHints, matchers: &[PromMatcher]) -> SelectKey {
 
 /// A prefetched select's fan-out: waiting for its turn, or started.
 enum Slot {
-    Queued(
-        Box<SeriesQuery>,
-        mpsc::Sender<Result<EngineSeries>>,
-        Prepare,
-    ),
+    Queued(Box<SeriesQuery>, SeriesSender<EngineSeries>, Prepare),
     Started,
     /// Started by the engine without a permit (none was free); the receiver resolves when the
     /// fan-out is done, so the dispatcher can hold a permit for it until then.
@@ -156,7 +153,7 @@ type SharedSlot = Arc<Mutex<Slot>>;
 struct Prefetched {
     key: SelectKey,
     prepare: Prepare,
-    receiver: mpsc::Receiver<Result<EngineSeries>>,
+    receiver: SeriesReceiver<EngineSeries>,
     slot: SharedSlot,
 }
 
@@ -255,7 +252,7 @@ impl ProxyQuerier<'_> {
 async fn forward(
     proxy: Proxy,
     query: SeriesQuery,
-    sender: mpsc::Sender<Result<EngineSeries>>,
+    mut sender: SeriesSender<EngineSeries>,
     warnings: Warnings,
     held: Held,
     prepare: Prepare,
@@ -263,7 +260,7 @@ async fn forward(
     match proxy.fan_out(query, warnings) {
         Ok(fan_out) => fan_out.run_into(sender, prepare.convert()).await,
         Err(err) => {
-            let _ = sender.send(Err(err)).await;
+            let _ = sender.send_err(err).await;
         }
     }
     drop(held);
@@ -438,7 +435,7 @@ impl Querier for ProxyQuerier<'_> {
             .proxy
             .fan_out(query, self.queryable.warnings.clone())
             .map_err(storage_error)?;
-        let (sender, receiver) = mpsc::channel(PREFETCH_BUFFER);
+        let (sender, receiver) = series_channel::channel(PREFETCH_BUFFER);
         self.queryable
             .runtime
             .spawn(fan_out.run_into(sender, prepare.convert()));
@@ -460,7 +457,7 @@ impl Querier for ProxyQuerier<'_> {
             mint: hints.start,
             maxt: hints.end,
         };
-        let (sender, receiver) = mpsc::channel(PREFETCH_BUFFER);
+        let (sender, receiver) = series_channel::channel(PREFETCH_BUFFER);
         let slot = Arc::new(Mutex::new(Slot::Queued(Box::new(query), sender, prepare)));
         if self.dispatcher().send(Arc::clone(&slot)).is_err() {
             return;
@@ -477,7 +474,7 @@ impl Querier for ProxyQuerier<'_> {
 }
 
 struct ProxySeriesSet {
-    receiver: mpsc::Receiver<Result<EngineSeries>>,
+    receiver: SeriesReceiver<EngineSeries>,
     mode: ChunkReadMode,
 }
 
