@@ -34,6 +34,8 @@ use crate::series_channel::{self, SeriesReceiver, SeriesSender};
 const PER_STORE_BUFFER: usize = series_channel::BATCH;
 /// Merged series buffered between the merge and the consumer (the PromQL engine).
 const MERGED_BUFFER: usize = 64;
+/// Series per frame asked of the stores (`response_batch_size`), Thanos's querier's value.
+const RESPONSE_BATCH_SIZE: i64 = 64;
 
 /// Warnings collected during one query, shared by all its selects.
 #[derive(Debug, Clone, Default)]
@@ -249,6 +251,9 @@ impl Proxy {
             skip_chunks: query.skip_chunks,
             query_hints: query.query_hints.clone(),
             without_replica_labels: query.replica_labels.clone(),
+            // As Thanos's querier: stores that know the field send `SeriesBatch` frames (fewer
+            // messages to frame, send and decode); others ignore it and send one per series.
+            response_batch_size: RESPONSE_BATCH_SIZE,
             ..Default::default()
         };
         let timeout = self.frame_timeout(query.deadline);
