@@ -15,7 +15,7 @@ use super::eval::{Evaluator, SelectHintsExtra, SelectorSpec, StepRange, Val, dur
 use super::functions::quantile;
 use super::rate_lanes::{self, RateWindow};
 use super::vector::{LabelsTable, StepVectors, duplicate_labelset};
-use super::window_fold::{Avg, Stddev, Stdvar, Sum, fold, fold_all};
+use super::window_fold::{Avg, Stddev, Stdvar, Sum, fold, fold_all, fold_all_avg};
 use crate::error::{Error, Result};
 use crate::labels::Labels;
 use crate::storage::ValueKind;
@@ -349,7 +349,7 @@ fn compute_column(
     points: &[Point],
 ) -> Result<Vec<(usize, f64)>> {
     match job.func {
-        RangeFn::AvgOverTime => return Ok(fold_all::<Avg>(&windows(job, points))),
+        RangeFn::AvgOverTime => return Ok(fold_all_avg(&windows(job, points))),
         RangeFn::SumOverTime => return Ok(fold_all::<Sum>(&windows(job, points))),
         RangeFn::StdvarOverTime => return Ok(fold_all::<Stdvar>(&windows(job, points))),
         RangeFn::StddevOverTime => return Ok(fold_all::<Stddev>(&windows(job, points))),

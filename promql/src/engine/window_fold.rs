@@ -13,6 +13,9 @@
 use super::window::kahan_sum_inc;
 use crate::value::Point;
 
+#[cfg(target_arch = "x86_64")]
+mod avx;
+
 /// Windows folded together.
 pub(super) const LANES: usize = 4;
 
@@ -176,6 +179,21 @@ pub(super) fn fold_all<F: Fold>(windows: &[(usize, &[Point])]) -> Vec<(usize, f6
     out
 }
 
+/// [`fold_all`] for [`Avg`]: eight windows in two AVX vectors when the CPU has AVX (see
+/// [`avx`]: the divisions bound the scalar lanes), the scalar lanes otherwise.
+pub(super) fn fold_all_avg(windows: &[(usize, &[Point])]) -> Vec<(usize, f64)> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        #[expect(
+            unsafe_code,
+            reason = "calling an AVX function needs the CPU check just made"
+        )]
+        // SAFETY: `fold_all_avg` only needs AVX, which the CPU was just found to have.
+        return unsafe { avx::fold_all_avg(windows) };
+    }
+    fold_all::<Avg>(windows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +245,57 @@ mod tests {
                 got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
                 "window {step}: {got} != {want}"
             );
+        }
+    }
+
+    /// Windows that walk every branch of 2.42's infinity handling.
+    fn infinite_windows() -> Vec<Vec<Point>> {
+        let (inf, nan) = (f64::INFINITY, f64::NAN);
+        let cases: [&[f64]; 10] = [
+            &[1.0, inf, inf, 2.0],
+            &[1.0, -inf, -inf, -3.0],
+            &[inf, -inf, 5.0],
+            &[-inf, inf, inf],
+            &[inf, nan, 1.0],
+            &[2.0, nan, inf],
+            &[inf, 4.0, -inf, 1.0],
+            &[1e308, 1e308, 1e308, -1e308],
+            &[-inf, -2.0, nan],
+            &[0.0, inf, 0.0, inf, -1.0],
+        ];
+        (0..40)
+            .map(|i| {
+                let case = cases[(i * 7) % cases.len()];
+                case.iter()
+                    .enumerate()
+                    .map(|(t, &v)| Point { t: t as i64, v })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn avx_average_equals_one_window_at_a_time_to_the_bit() {
+        let mut all = windows();
+        all.extend(infinite_windows());
+        // Every group boundary and remainder length (the AVX path takes eight at a time).
+        for skip in 0..9 {
+            let pairs: Vec<(usize, &[Point])> = all
+                .iter()
+                .skip(skip)
+                .map(Vec::as_slice)
+                .enumerate()
+                .collect();
+            let folded = fold_all_avg(&pairs);
+            assert_eq!(folded.len(), pairs.len());
+            for ((step, got), (want_step, w)) in folded.iter().zip(&pairs) {
+                assert_eq!(step, want_step);
+                let want = fold::<Avg>(w);
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "window {step}: {got} != {want}"
+                );
+            }
         }
     }
 
