@@ -26,7 +26,8 @@ use strata_common::labels::{labels_to_proto, matchers_from_proto};
 use strata_common::storeapi::external;
 use strata_common::storeapi::final_order::Resorter;
 use strata_common::storeapi::streaming::{
-    FrameBatcher, SeriesReceiver, SeriesSender, SeriesStreamMetrics, spawn_series_stream_until,
+    FrameBatcher, SeriesReceiver, SeriesSender, SeriesStreamMetrics, frames_buffered,
+    spawn_series_stream_until,
 };
 use strata_proto::thanos;
 use strata_proto::thanos::info::info_server::{Info, InfoServer};
@@ -358,13 +359,18 @@ impl Store for SidecarStore {
         let request = request.into_inner();
         let plan = self.plan(&request).map_err(status)?;
         let store = self.clone();
-        let stream =
-            spawn_series_stream_until(&self.stream_metrics, deadline, move |sender| async move {
+        let frames = frames_buffered(request.response_batch_size);
+        let stream = spawn_series_stream_until(
+            &self.stream_metrics,
+            deadline,
+            frames,
+            move |sender| async move {
                 match plan {
                     Some(plan) => store.produce(request, plan, sender).await.map_err(status),
                     None => Ok(()),
                 }
-            });
+            },
+        );
         Ok(Response::new(stream))
     }
 

@@ -14,6 +14,7 @@
 mod block_series;
 mod merge;
 pub mod query;
+mod series_key;
 mod service;
 
 use std::collections::BTreeMap;

@@ -317,6 +317,12 @@ impl<'a> BitReader<'a> {
         self.buf
     }
 
+    /// Bits buffered (after a refill, 56 to 63).
+    #[inline(always)]
+    pub(crate) fn buffered(&self) -> u32 {
+        self.nbits
+    }
+
     /// Drop `n` buffered bits (`n <= nbits`, so `n < 64`).
     #[inline(always)]
     pub(crate) fn consume(&mut self, n: u32) {

@@ -34,11 +34,30 @@ use std::collections::BinaryHeap;
 
 use strata_tsdb::labels::{Label, Labels};
 
+/// What a [`Resorter`] orders series by: their final [`Labels`], or an encoding of them that
+/// sorts the same way and whose whole-label prefixes compare as the labels' prefixes do.
+pub trait ResortKey: Ord {
+    /// Whether `self` sorts strictly before the first `prefix` units of `bound` (units of
+    /// whole labels: a label count for [`Labels`], a byte length for an encoding).
+    fn before_prefix(&self, bound: &Self, prefix: usize) -> bool;
+}
+
+impl ResortKey for Labels {
+    fn before_prefix(&self, bound: &Self, prefix: usize) -> bool {
+        bound
+            .as_slice()
+            .get(..prefix)
+            .is_some_and(|bound| self.as_slice() < bound)
+    }
+}
+
 /// Re-sorts a stream of series read in source-label order into final-label order, emitting
 /// each series as soon as no later one can precede it. Series with equal final labels come out
-/// in the order they went in.
+/// in the order they went in. Series are ordered by `K`: their final labels, or a key that sorts
+/// as they do ([`ResortKey`]; the caller then builds keys and bounds itself, with
+/// [`Resorter::can_move_later`] deciding as [`Resorter::finalize`] does).
 #[derive(Debug)]
-pub struct Resorter<T> {
+pub struct Resorter<T, K = Labels> {
     /// Names whose presence in the source labels can move a series: external and replica
     /// label names, sorted.
     moving_names: Vec<String>,
@@ -49,43 +68,55 @@ pub struct Resorter<T> {
     /// The external labels and removed names the final labels are made with.
     external: Labels,
     without_replica: Vec<String>,
-    heap: BinaryHeap<Reverse<Pending<T>>>,
+    heap: BinaryHeap<Reverse<Pending<K, T>>>,
     /// The last series pushed, kept out of the heap: it sets the bound.
-    current: Option<Pending<T>>,
-    /// How many labels of `current`'s final labels form the bound `T`.
+    current: Option<Pending<K, T>>,
+    /// How much of `current`'s final labels forms the bound `T` ([`ResortKey`] units).
     bound_len: usize,
     sequence: u64,
 }
 
 /// A series' final labels and its bound, from [`Resorter::finalize`].
 #[derive(Debug)]
-pub struct Finalized {
-    pub labels: Labels,
+pub struct Finalized<K = Labels> {
+    pub labels: K,
     bound_len: usize,
 }
 
+impl<K> Finalized<K> {
+    /// Final labels (as a key) and the length of their bound `T_j` in [`ResortKey`] units.
+    pub fn new(labels: K, bound_len: usize) -> Self {
+        Finalized { labels, bound_len }
+    }
+
+    /// The length of the bound in [`ResortKey`] units.
+    pub fn bound_len(&self) -> usize {
+        self.bound_len
+    }
+}
+
 #[derive(Debug)]
-struct Pending<T> {
-    labels: Labels,
+struct Pending<K, T> {
+    labels: K,
     sequence: u64,
     item: T,
 }
 
-impl<T> PartialEq for Pending<T> {
+impl<K: Ord, T> PartialEq for Pending<K, T> {
     fn eq(&self, other: &Self) -> bool {
         self.labels == other.labels && self.sequence == other.sequence
     }
 }
 
-impl<T> Eq for Pending<T> {}
+impl<K: Ord, T> Eq for Pending<K, T> {}
 
-impl<T> PartialOrd for Pending<T> {
+impl<K: Ord, T> PartialOrd for Pending<K, T> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl<T> Ord for Pending<T> {
+impl<K: Ord, T> Ord for Pending<K, T> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.labels
             .cmp(&other.labels)
@@ -93,7 +124,7 @@ impl<T> Ord for Pending<T> {
     }
 }
 
-impl<T> Resorter<T> {
+impl<T, K: ResortKey> Resorter<T, K> {
     /// A re-sorter for series finalized with `external` labels and without `without_replica`.
     pub fn new(external: &Labels, without_replica: &[String]) -> Self {
         let mut moving_names: Vec<String> = external
@@ -127,6 +158,73 @@ impl<T> Resorter<T> {
         self.moving_names.is_empty()
     }
 
+    /// Adds the next series in source order as [`Resorter::finalize`] made it.
+    pub fn push_finalized(&mut self, finalized: Finalized<K>, item: T) {
+        if let Some(previous) = self.current.take() {
+            self.heap.push(Reverse(previous));
+        }
+        self.bound_len = finalized.bound_len;
+        self.current = Some(Pending {
+            labels: finalized.labels,
+            sequence: self.sequence,
+            item,
+        });
+        self.sequence += 1;
+    }
+
+    /// The next series that no later series can precede, if any.
+    pub fn pop_ready(&mut self) -> Option<(K, T)> {
+        let current = self.current.as_ref()?;
+        let Reverse(first) = self.heap.peek()?;
+        if first.labels.before_prefix(&current.labels, self.bound_len) {
+            let Reverse(first) = self.heap.pop()?;
+            return Some((first.labels, first.item));
+        }
+        None
+    }
+
+    /// After the last push: the remaining series in final order, one per call.
+    pub fn pop_finished(&mut self) -> Option<(K, T)> {
+        if let Some(current) = self.current.take() {
+            self.heap.push(Reverse(current));
+        }
+        self.heap
+            .pop()
+            .map(|Reverse(pending)| (pending.labels, pending.item))
+    }
+
+    /// Series held back so far.
+    pub fn buffered(&self) -> usize {
+        self.heap.len() + usize::from(self.current.is_some())
+    }
+
+    /// The external labels final labels are made with.
+    pub fn external(&self) -> &Labels {
+        &self.external
+    }
+
+    /// Whether final labels drop a source label named `name` (a replica label).
+    pub fn drops(&self, name: &str) -> bool {
+        self.without_replica.iter().any(|other| other == name)
+    }
+
+    /// Whether a later series can sort before the current one from a source label named
+    /// `name` on: (a) or (b) of the module comment.
+    pub fn can_move_later(&self, name: &str) -> bool {
+        let moving = self
+            .moving_names
+            .binary_search_by(|other| other.as_str().cmp(name))
+            .is_ok();
+        let external_follows = self
+            .last_external
+            .as_deref()
+            .is_some_and(|last| last > name);
+        let replica_follows = self.last_replica.as_deref().is_some_and(|last| last > name);
+        moving || (!external_follows && replica_follows)
+    }
+}
+
+impl<T> Resorter<T, Labels> {
     /// Adds the next series in source order: `source` its labels as read, `labels` its final
     /// labels. Call [`Resorter::pop_ready`] afterwards to take what can be sent.
     pub fn push(&mut self, source: &Labels, labels: Labels, item: T) {
@@ -212,62 +310,6 @@ impl<T> Resorter<T> {
             labels: Labels::from_sorted(merged),
             bound_len,
         }
-    }
-
-    /// Adds the next series in source order as [`Resorter::finalize`] made it.
-    pub fn push_finalized(&mut self, finalized: Finalized, item: T) {
-        if let Some(previous) = self.current.take() {
-            self.heap.push(Reverse(previous));
-        }
-        self.bound_len = finalized.bound_len;
-        self.current = Some(Pending {
-            labels: finalized.labels,
-            sequence: self.sequence,
-            item,
-        });
-        self.sequence += 1;
-    }
-
-    /// The next series that no later series can precede, if any.
-    pub fn pop_ready(&mut self) -> Option<(Labels, T)> {
-        let current = self.current.as_ref()?;
-        let bound = current.labels.as_slice().get(..self.bound_len)?;
-        let Reverse(first) = self.heap.peek()?;
-        if first.labels.as_slice() < bound {
-            let Reverse(first) = self.heap.pop()?;
-            return Some((first.labels, first.item));
-        }
-        None
-    }
-
-    /// After the last push: the remaining series in final order, one per call.
-    pub fn pop_finished(&mut self) -> Option<(Labels, T)> {
-        if let Some(current) = self.current.take() {
-            self.heap.push(Reverse(current));
-        }
-        self.heap
-            .pop()
-            .map(|Reverse(pending)| (pending.labels, pending.item))
-    }
-
-    /// Series held back so far.
-    pub fn buffered(&self) -> usize {
-        self.heap.len() + usize::from(self.current.is_some())
-    }
-
-    /// Whether a later series can sort before the current one from a source label named
-    /// `name` on: (a) or (b) of the module comment.
-    fn can_move_later(&self, name: &str) -> bool {
-        let moving = self
-            .moving_names
-            .binary_search_by(|other| other.as_str().cmp(name))
-            .is_ok();
-        let external_follows = self
-            .last_external
-            .as_deref()
-            .is_some_and(|last| last > name);
-        let replica_follows = self.last_replica.as_deref().is_some_and(|last| last > name);
-        moving || (!external_follows && replica_follows)
     }
 
     /// The length of the prefix `T_j` of `labels` (final) below which no later series can sort.

@@ -1,8 +1,9 @@
 //! Serving a Series answer as it is produced, the same way in every StoreAPI server.
 //!
 //! [`spawn_series_stream`] runs the producer on its own task feeding a bounded channel that
-//! tonic drains: memory holds at most [`FRAME_BUFFER`] frames beyond what the producer is
-//! working on, and a slow client slows the producer instead of growing a buffer. When the
+//! tonic drains: memory holds some [`FRAME_BUFFER`] series (in whole frames,
+//! [`frames_buffered`]) beyond what the producer is working on, and a slow client slows the
+//! producer instead of growing a buffer. When the
 //! client goes away (cancelled call, dropped connection, deadline) the producer future is
 //! dropped at once, whatever it is waiting on, which closes its upstream requests; the
 //! cancellation is counted in `strata_storeapi_series_cancelled_total` and logged. The same
@@ -20,8 +21,15 @@ use tonic::Status;
 
 use crate::telemetry::MetricsRegistry;
 
-/// Frames buffered between a Series producer and its client.
+/// Series buffered between a Series producer and its client.
 pub const FRAME_BUFFER: usize = 16;
+
+/// Frames buffered for a call asking `response_batch_size` series per frame: [`FRAME_BUFFER`]
+/// series, at least two frames (so one is sent while the next is made).
+pub fn frames_buffered(response_batch_size: i64) -> usize {
+    let per_frame = usize::try_from(response_batch_size).unwrap_or(1).max(1);
+    (FRAME_BUFFER / per_frame).max(2)
+}
 
 /// Where a Series producer sends its frames.
 pub type SeriesSender = mpsc::Sender<Result<thanos::SeriesResponse, Status>>;
@@ -61,23 +69,24 @@ where
     F: FnOnce(SeriesSender) -> Fut,
     Fut: Future<Output = Result<(), Status>> + Send + 'static,
 {
-    spawn_series_stream_until(metrics, None, produce)
+    spawn_series_stream_until(metrics, None, FRAME_BUFFER, produce)
 }
 
-/// [`spawn_series_stream`] bounded by the call's deadline (from its `grpc-timeout`,
+/// [`spawn_series_stream`] holding `frames` frames ([`frames_buffered`]), bounded by the call's deadline (from its `grpc-timeout`,
 /// [`crate::grpc_server::deadline::request_deadline`]): when it passes, `produce` is dropped,
 /// which closes its upstream requests, and the stream ends with `DeadlineExceeded`. tonic
 /// itself stops watching the deadline once the handler has returned the stream.
 pub fn spawn_series_stream_until<F, Fut>(
     metrics: &SeriesStreamMetrics,
     deadline: Option<Instant>,
+    frames: usize,
     produce: F,
 ) -> SeriesReceiver
 where
     F: FnOnce(SeriesSender) -> Fut,
     Fut: Future<Output = Result<(), Status>> + Send + 'static,
 {
-    let (sender, receiver) = mpsc::channel(FRAME_BUFFER);
+    let (sender, receiver) = mpsc::channel(frames.max(1));
     let watch = sender.clone();
     let errors = sender.clone();
     let work = produce(sender);
@@ -181,6 +190,15 @@ mod tests {
     }
 
     #[test]
+    fn buffered_frames_hold_about_the_same_series_at_any_batch_size() {
+        assert_eq!(frames_buffered(0), FRAME_BUFFER);
+        assert_eq!(frames_buffered(1), FRAME_BUFFER);
+        assert_eq!(frames_buffered(-3), FRAME_BUFFER);
+        assert_eq!(frames_buffered(4), FRAME_BUFFER / 4);
+        assert_eq!(frames_buffered(64), 2);
+    }
+
+    #[test]
     fn batcher_groups_series_as_asked() {
         let mut single = FrameBatcher::new(0);
         assert!(single.push(series("a")).is_some());
@@ -222,15 +240,19 @@ mod tests {
         let metrics = SeriesStreamMetrics::default();
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let deadline = Instant::now() + Duration::from_millis(200);
-        let stream =
-            spawn_series_stream_until(&metrics, Some(deadline), move |sender| async move {
+        let stream = spawn_series_stream_until(
+            &metrics,
+            Some(deadline),
+            FRAME_BUFFER,
+            move |sender| async move {
                 let _guard = stopped_tx;
                 let _ = sender
                     .send(Ok(thanos::SeriesResponse::from_series(series("first"))))
                     .await;
                 std::future::pending::<()>().await;
                 Ok(())
-            });
+            },
+        );
         let items: Vec<_> = tokio::time::timeout(Duration::from_secs(5), stream.collect())
             .await
             .expect("the stream ends at the deadline");

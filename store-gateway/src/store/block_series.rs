@@ -10,14 +10,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::try_join_all;
-use strata_common::storeapi::final_order::Resorter;
+use strata_common::storeapi::final_order::{Finalized, Resorter};
 use strata_proto::thanos;
 use strata_tsdb::index::ChunkMeta;
-use strata_tsdb::labels::{Label, Labels, Matcher};
+use strata_tsdb::labels::Matcher;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use xxhash_rust::xxh64::xxh64;
 
+use super::series_key::SeriesKey;
 use crate::block::{BucketBlock, decode_series_entry};
 use crate::error::{Error, Result, blocking};
 use crate::metrics::{DataTypeLabels, StoreMetrics};
@@ -41,9 +42,12 @@ const BLOCK_CHANNEL_BATCHES: usize = 1;
 /// One series of one block, labels finalized, chunk metas trimmed to the request's range.
 #[derive(Debug)]
 pub(super) struct BlockSeries {
-    pub labels: Labels,
+    pub labels: SeriesKey,
     pub chunks: Vec<ChunkMeta>,
 }
+
+/// The re-sorter of one block's series, by their final labels' keys.
+type KeyResorter = Resorter<Vec<ChunkMeta>, SeriesKey>;
 
 /// The request fields the per-block work needs.
 #[derive(Debug, Clone)]
@@ -145,7 +149,7 @@ async fn read_block(
             data_type: "series",
         })
         .observe(refs.len() as f64);
-    let mut resorter: Resorter<Vec<ChunkMeta>> =
+    let mut resorter: KeyResorter =
         Resorter::new(block.external_labels(), &context.selection.without_replica);
     let mut left = refs.as_slice();
     let mut size = FIRST_BATCH.min(context.batch);
@@ -191,7 +195,7 @@ fn decode_batch(
     selection: &Selection,
     refs: &[u32],
     raw: &[bytes::Bytes],
-    resorter: &mut Resorter<Vec<ChunkMeta>>,
+    resorter: &mut KeyResorter,
 ) -> Result<Vec<BlockSeries>> {
     let block_id = block.ulid();
     let decode_error = |source| Error::Decode {
@@ -212,6 +216,8 @@ fn decode_batch(
         Ok(found)
     };
     let mut out = Vec::new();
+    let mut source: Vec<(&str, &str)> = Vec::new();
+    let mut key_bytes = 64;
     for (&series_ref, bytes) in refs.iter().zip(raw) {
         let entry = decode_series_entry(bytes, series_ref).map_err(decode_error)?;
         let chunks: Vec<ChunkMeta> = entry
@@ -224,11 +230,18 @@ fn decode_batch(
         if chunks.is_empty() && !selection.keep_chunkless {
             continue;
         }
-        let mut labels = Vec::with_capacity(entry.labels.len());
+        source.clear();
         for &(name, value) in &entry.labels {
-            labels.push(Label::new(lookup(name)?, lookup(value)?));
+            source.push((lookup(name)?, lookup(value)?));
         }
-        let finalized = resorter.finalize(Labels::new(labels));
+        // Index entries list labels by name; anything else is sorted (and deduplicated by
+        // name, the first kept) as `Labels::new` would.
+        if source.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+            source.sort_by(|a, b| a.0.cmp(b.0));
+            source.dedup_by(|later, earlier| later.0 == earlier.0);
+        }
+        let finalized = finalize_key(resorter, &source, key_bytes);
+        key_bytes = key_bytes.max(finalized.labels.len());
         if let Some(shard) = &selection.shard
             && !in_shard(&finalized.labels, shard)
         {
@@ -242,18 +255,98 @@ fn decode_batch(
     Ok(out)
 }
 
+/// The key of `source`'s final labels (sorted by name) and its bound, as
+/// [`Resorter::finalize`] makes them for [`strata_tsdb::labels::Labels`]: external labels
+/// merged in (their value wins on a name clash), replica labels dropped; the bound is the
+/// final labels before the first source label that can move a later series before this one
+/// (or, if none can, up to the source's last name).
+fn finalize_key(
+    resorter: &KeyResorter,
+    source: &[(&str, &str)],
+    capacity: usize,
+) -> Finalized<SeriesKey> {
+    let stop = source
+        .iter()
+        .position(|(name, _)| resorter.can_move_later(name));
+    let stop_name = stop.and_then(|at| source.get(at)).map(|(name, _)| *name);
+    let last_name = source.last().map(|(name, _)| *name);
+    let external_below = |name: &str| match stop_name {
+        Some(stop) => name < stop,
+        None => last_name.is_some_and(|last| name <= last),
+    };
+    let mut key = SeriesKey::with_capacity(capacity);
+    let mut bound = 0;
+    let mut below = true;
+    let mut push = |name: &str, value: &str, is_below: bool, key: &mut SeriesKey| {
+        if !resorter.drops(name) {
+            key.push(name, value);
+            below &= is_below;
+            if below {
+                bound = key.len();
+            }
+        }
+    };
+    let external = resorter.external().as_slice();
+    let (mut own, mut ext) = (0, 0);
+    loop {
+        match (source.get(own), external.get(ext)) {
+            (None, None) => break,
+            (Some(&(name, value)), None) => {
+                push(name, value, stop.is_none_or(|stop| own < stop), &mut key);
+                own += 1;
+            }
+            (None, Some(label)) => {
+                push(
+                    &label.name,
+                    &label.value,
+                    external_below(&label.name),
+                    &mut key,
+                );
+                ext += 1;
+            }
+            (Some(&(name, value)), Some(label)) => match name.cmp(label.name.as_str()) {
+                std::cmp::Ordering::Less => {
+                    push(name, value, stop.is_none_or(|stop| own < stop), &mut key);
+                    own += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    push(
+                        &label.name,
+                        &label.value,
+                        external_below(&label.name),
+                        &mut key,
+                    );
+                    ext += 1;
+                }
+                // The external value wins; the series' own label of that name is dropped.
+                std::cmp::Ordering::Equal => {
+                    push(
+                        &label.name,
+                        &label.value,
+                        external_below(&label.name),
+                        &mut key,
+                    );
+                    own += 1;
+                    ext += 1;
+                }
+            },
+        }
+    }
+    Finalized::new(key, bound)
+}
+
 /// Does the finalized label set belong to the requested shard (thanos.md 1.2 ShardInfo)?
-pub(super) fn in_shard(labels: &Labels, shard: &thanos::ShardInfo) -> bool {
+pub(super) fn in_shard(labels: &SeriesKey, shard: &thanos::ShardInfo) -> bool {
     if shard.total_shards < 1 {
         return true;
     }
     let mut buffer = Vec::with_capacity(256);
-    for label in labels {
-        let listed = shard.labels.contains(&label.name);
+    for (name, value) in labels.labels() {
+        let listed = shard.labels.iter().any(|listed| *listed == name);
         if listed == shard.by {
-            buffer.extend_from_slice(label.name.as_bytes());
+            buffer.extend_from_slice(name.as_bytes());
             buffer.push(0xff);
-            buffer.extend_from_slice(label.value.as_bytes());
+            buffer.extend_from_slice(value.as_bytes());
             buffer.push(0xff);
         }
     }
@@ -264,12 +357,29 @@ pub(super) fn in_shard(labels: &Labels, shard: &thanos::ShardInfo) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use strata_common::storeapi::external::finalize_labels;
+    use strata_tsdb::labels::Labels;
+
     use super::*;
+
+    fn key(labels: &Labels) -> SeriesKey {
+        let mut key = SeriesKey::default();
+        for label in labels {
+            key.push(&label.name, &label.value);
+        }
+        key
+    }
 
     #[test]
     fn shards_partition_series_by_the_selected_labels() {
-        let series: Vec<Labels> = (0..60)
-            .map(|i| Labels::from_pairs([("a", format!("{}", i % 6)), ("b", format!("{i}"))]))
+        let series: Vec<SeriesKey> = (0..60)
+            .map(|i| {
+                key(&Labels::from_pairs([
+                    ("a", format!("{}", i % 6)),
+                    ("b", format!("{i}")),
+                ]))
+            })
             .collect();
         let shard = |index: i64, by: bool| thanos::ShardInfo {
             shard_index: index,
@@ -280,12 +390,13 @@ mod tests {
         for by in [true, false] {
             for labels in &series {
                 let owners = (0..3).filter(|i| in_shard(labels, &shard(*i, by))).count();
-                assert_eq!(owners, 1, "{labels} belongs to exactly one shard");
+                assert_eq!(owners, 1, "{labels:?} belongs to exactly one shard");
             }
         }
         // Sharding by `a` keeps series with the same `a` together.
         for labels in &series {
-            let twin = Labels::from_pairs([("a", labels.get("a").unwrap_or("")), ("b", "other")]);
+            let a = labels.to_labels().get("a").unwrap_or("").to_owned();
+            let twin = key(&Labels::from_pairs([("a", a.as_str()), ("b", "other")]));
             assert_eq!(
                 in_shard(labels, &shard(1, true)),
                 in_shard(&twin, &shard(1, true))
@@ -293,5 +404,44 @@ mod tests {
         }
         let unsharded = thanos::ShardInfo::default();
         assert!(series.iter().all(|l| in_shard(l, &unsharded)));
+    }
+
+    fn arbitrary_labels() -> impl Strategy<Value = Labels> {
+        prop::collection::btree_map(
+            prop::sample::select(vec!["__name__", "a", "b", "c", "d", "e", "r"]),
+            prop::sample::select(vec!["", "0", "1", "2"]),
+            0..6,
+        )
+        .prop_map(|map| Labels::from_pairs(map.into_iter().filter(|(_, value)| !value.is_empty())))
+    }
+
+    proptest! {
+        /// The key path makes the labels and the bound the `Labels` path makes.
+        #[test]
+        fn keys_finalize_as_labels_do(
+            source in arbitrary_labels(),
+            external in prop::collection::btree_map(
+                prop::sample::select(vec!["b", "c", "e", "z"]),
+                prop::sample::select(vec!["0", "1", "x"]),
+                0..3,
+            ),
+            strip_r in any::<bool>(),
+            strip_c in any::<bool>(),
+        ) {
+            let external = Labels::from_pairs(external);
+            let mut without = Vec::new();
+            if strip_r { without.push("r".to_owned()); }
+            if strip_c { without.push("c".to_owned()); }
+            let by_labels: Resorter<()> = Resorter::new(&external, &without);
+            let by_key: KeyResorter = Resorter::new(&external, &without);
+            let want = by_labels.finalize(source.clone());
+            let pairs: Vec<(&str, &str)> =
+                source.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+            let got = finalize_key(&by_key, &pairs, 0);
+            prop_assert_eq!(got.labels.to_labels(), finalize_labels(&source, &external, &without));
+            prop_assert_eq!(&got.labels.to_labels(), &want.labels);
+            let bound = want.labels.as_slice().get(..want.bound_len()).unwrap_or(&[]);
+            prop_assert_eq!(got.bound_len(), key(&Labels::from_sorted(bound.to_vec())).len());
+        }
     }
 }

@@ -9,17 +9,17 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 
 use strata_tsdb::index::ChunkMeta;
-use strata_tsdb::labels::Labels;
 use tokio::task::JoinSet;
 
 use super::block_series::{BlockBatches, BlockSeries};
+use super::series_key::SeriesKey;
 use crate::error::Error;
 
 /// One series of the result: its labels and, per block (index into the call's block list),
 /// the chunks to read.
 #[derive(Debug)]
 pub(super) struct MergedSeries {
-    pub labels: Labels,
+    pub labels: SeriesKey,
     pub parts: Vec<(usize, Vec<ChunkMeta>)>,
 }
 
@@ -164,8 +164,10 @@ mod tests {
     use super::*;
 
     fn series(value: &str, t: i64) -> BlockSeries {
+        let mut labels = SeriesKey::default();
+        labels.push("x", value);
         BlockSeries {
-            labels: Labels::from_pairs([("x", value)]),
+            labels,
             chunks: vec![ChunkMeta {
                 min_time: t,
                 max_time: t + 1,
@@ -199,7 +201,7 @@ mod tests {
                 panic!("no failure expected");
             };
             let blocks: Vec<usize> = merged.parts.iter().map(|(b, _)| *b).collect();
-            order.push((merged.labels.to_string(), blocks));
+            order.push((merged.labels.to_labels().to_string(), blocks));
         }
         assert_eq!(
             order,
@@ -224,7 +226,7 @@ mod tests {
         let mut seen = Vec::new();
         while let Some(item) = merge.next().await {
             seen.push(match item {
-                MergeItem::Series(merged) => merged.labels.to_string(),
+                MergeItem::Series(merged) => merged.labels.to_labels().to_string(),
                 MergeItem::BlockFailed(block, _) => format!("failed {block}"),
             });
         }

@@ -367,7 +367,7 @@ impl BucketStore {
             self.start_merge(std::slice::from_ref(block), matchers, selection.clone())?;
         while let Some(item) = merge.next().await {
             match item {
-                MergeItem::Series(series) => f(&series.labels),
+                MergeItem::Series(series) => f(&series.labels.to_labels()),
                 MergeItem::BlockFailed(_, err @ (Error::Limit { .. } | Error::Request { .. })) => {
                     return Err(err);
                 }
@@ -612,7 +612,7 @@ impl FetchContext {
             let series = batch
                 .into_iter()
                 .map(|merged| thanos::Series {
-                    labels: labels_into_proto(merged.labels),
+                    labels: merged.labels.into_proto(),
                     chunks: Vec::new(),
                 })
                 .collect();
@@ -724,23 +724,11 @@ fn convert_batch(
             wire_chunks.sort_by_key(|chunk| (chunk.min_time, chunk.max_time));
         }
         out.push(thanos::Series {
-            labels: labels_into_proto(merged.labels),
+            labels: merged.labels.into_proto(),
             chunks: wire_chunks,
         });
     }
     Ok((out, samples))
-}
-
-/// Wire labels, moving the strings.
-fn labels_into_proto(labels: Labels) -> Vec<thanos::Label> {
-    labels
-        .into_vec()
-        .into_iter()
-        .map(|label| thanos::Label {
-            name: label.name,
-            value: label.value,
-        })
-        .collect()
 }
 
 fn wire_chunk(chunk: Chunk) -> strata_tsdb::Result<thanos::Chunk> {

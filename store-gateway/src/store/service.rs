@@ -10,7 +10,9 @@ use strata_common::error::ClassifiedError;
 use strata_common::grpc_server::deadline::request_deadline;
 use strata_common::grpc_server::{MAX_MESSAGE_SIZE, MAX_REQUEST_SIZE};
 use strata_common::labels::labels_to_proto;
-use strata_common::storeapi::streaming::{SeriesReceiver, spawn_series_stream_until};
+use strata_common::storeapi::streaming::{
+    SeriesReceiver, frames_buffered, spawn_series_stream_until,
+};
 use strata_proto::thanos;
 use strata_proto::thanos::info::info_server::{Info, InfoServer};
 use strata_proto::thanos::store_server::{Store, StoreServer};
@@ -103,8 +105,12 @@ impl Store for StoreService {
         let request = request.into_inner();
         let store = Arc::clone(&self.store);
         let stream_metrics = store.context.metrics.series_stream.clone();
-        let stream =
-            spawn_series_stream_until(&stream_metrics, deadline, move |sender| async move {
+        let frames = frames_buffered(request.response_batch_size);
+        let stream = spawn_series_stream_until(
+            &stream_metrics,
+            deadline,
+            frames,
+            move |sender| async move {
                 let metrics = store.context.metrics.clone();
                 let waited = Instant::now();
                 let Ok(_permit) = Arc::clone(&store.gate).acquire_owned().await else {
@@ -121,7 +127,8 @@ impl Store for StoreService {
                     .series(request, &sender)
                     .await
                     .map_err(|err| status(&err))
-            });
+            },
+        );
         Ok(Response::new(stream))
     }
 

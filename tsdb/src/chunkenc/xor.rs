@@ -319,7 +319,14 @@ impl DecodeState<'_> {
         self.reader.consume(if new_window { 13 } else { 2 });
         // 1 <= sig <= 64, so trailing <= 63.
         let sig = 64 - self.leading - self.trailing;
-        let bits = self.reader.read_bits(sig);
+        // The refill before the timestamp left at least 56 - 1 - 13 = 42 bits: most values'
+        // significant bits are already buffered, and skipping the refill keeps its load off
+        // the chain from one sample to the next.
+        let bits = if sig <= self.reader.buffered() {
+            self.reader.take(sig)
+        } else {
+            self.reader.read_bits(sig)
+        };
         self.value_bits ^= bits << self.trailing;
         true
     }
