@@ -6,6 +6,7 @@
 //! block, never a block's whole answer; when the merge is dropped (the client left) the
 //! producers are aborted.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -289,48 +290,28 @@ fn finalize_key(
     let external = resorter.external().as_slice();
     let (mut own, mut ext) = (0, 0);
     loop {
-        match (source.get(own), external.get(ext)) {
+        // Less: the series' own label next; Greater: an external one; Equal: the external
+        // value wins and the series' own label of that name is dropped.
+        let next = match (source.get(own), external.get(ext)) {
             (None, None) => break,
-            (Some(&(name, value)), None) => {
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(&(name, _)), Some(label)) => name.cmp(label.name.as_str()),
+        };
+        if next == Ordering::Less {
+            if let Some(&(name, value)) = source.get(own) {
                 push(name, value, stop.is_none_or(|stop| own < stop), &mut key);
-                own += 1;
             }
-            (None, Some(label)) => {
-                push(
-                    &label.name,
-                    &label.value,
-                    external_below(&label.name),
-                    &mut key,
-                );
-                ext += 1;
-            }
-            (Some(&(name, value)), Some(label)) => match name.cmp(label.name.as_str()) {
-                std::cmp::Ordering::Less => {
-                    push(name, value, stop.is_none_or(|stop| own < stop), &mut key);
-                    own += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    push(
-                        &label.name,
-                        &label.value,
-                        external_below(&label.name),
-                        &mut key,
-                    );
-                    ext += 1;
-                }
-                // The external value wins; the series' own label of that name is dropped.
-                std::cmp::Ordering::Equal => {
-                    push(
-                        &label.name,
-                        &label.value,
-                        external_below(&label.name),
-                        &mut key,
-                    );
-                    own += 1;
-                    ext += 1;
-                }
-            },
+        } else if let Some(label) = external.get(ext) {
+            push(
+                &label.name,
+                &label.value,
+                external_below(&label.name),
+                &mut key,
+            );
         }
+        own += usize::from(next != Ordering::Greater);
+        ext += usize::from(next != Ordering::Less);
     }
     Finalized::new(key, bound)
 }
@@ -364,11 +345,7 @@ mod tests {
     use super::*;
 
     fn key(labels: &Labels) -> SeriesKey {
-        let mut key = SeriesKey::default();
-        for label in labels {
-            key.push(&label.name, &label.value);
-        }
-        key
+        SeriesKey::from_labels(labels)
     }
 
     #[test]

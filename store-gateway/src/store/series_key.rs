@@ -34,6 +34,16 @@ impl SeriesKey {
         push_escaped(&mut self.0, value);
     }
 
+    /// The key of `labels`.
+    #[cfg(test)]
+    pub fn from_labels(labels: &Labels) -> Self {
+        let mut key = SeriesKey::default();
+        for label in labels {
+            key.push(&label.name, &label.value);
+        }
+        key
+    }
+
     /// Encoded length so far (a prefix length for [`ResortKey`]).
     pub fn len(&self) -> usize {
         self.0.len()
@@ -151,11 +161,7 @@ mod tests {
     use super::*;
 
     fn key(labels: &Labels) -> SeriesKey {
-        let mut key = SeriesKey::default();
-        for label in labels {
-            key.push(&label.name, &label.value);
-        }
-        key
+        SeriesKey::from_labels(labels)
     }
 
     fn label_sets() -> impl Strategy<Value = Labels> {
