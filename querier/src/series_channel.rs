@@ -126,7 +126,8 @@ impl<T> SeriesReceiver<T> {
         }
     }
 
-    /// Whether [`SeriesReceiver::recv`] would return without waiting.
+    /// Whether [`SeriesReceiver::recv`] would return without waiting (the tests' probe).
+    #[cfg(test)]
     pub fn is_ready(&self) -> bool {
         self.current.len() > 0 || !self.inner.is_empty() || self.inner.is_closed()
     }
